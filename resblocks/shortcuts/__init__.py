@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import ActivationHistory, Shortcut, Site, channel_linear
+from .base import NO_DECAY_SUFFIXES, ActivationHistory, Shortcut, Site, channel_linear, channel_view
 
 SHORTCUTS: Registry[Callable[..., Shortcut]] = Registry("shortcut", reserved=("site",))
 
@@ -71,12 +71,14 @@ _register_all()
 __all__ = [
     "SHORTCUTS",
     "ActivationHistory",
+    "NO_DECAY_SUFFIXES",
     "Shortcut",
     "ShortcutFactory",
     "ShortcutSpec",
     "Site",
     "as_factory",
     "channel_linear",
+    "channel_view",
     "parse_spec",
     "shortcut_factory",
 ]

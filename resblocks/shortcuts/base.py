@@ -17,6 +17,8 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 Layout = Literal["token", "image"]
 
 
@@ -76,6 +78,10 @@ class Site:
         return (self.dim,) + (1,) * (ndim - 2)
 
 
+# Learned residual scalars/vectors end their attribute name with one of these (see Shortcut.no_weight_decay).
+NO_DECAY_SUFFIXES: tuple[str, ...] = ("alpha", "beta", "gamma", "scale", "_logit")
+
+
 class Shortcut(nn.Module):
     """Base class: ``forward(fx, x)`` returns the merged stream.
 
@@ -86,6 +92,11 @@ class Shortcut(nn.Module):
       with both at zero neither receives a gradient and the branch never trains.
     * ``requires_norm``: the norm placement the rule was defined for (DeepNorm: ``post_ln``).
     * ``layouts``: tensor layouts it supports.
+
+    Weight decay: learned residual scalars/vectors are named with one of :data:`NO_DECAY_SUFFIXES`
+    (``alpha``, ``beta``, ``gamma``, ``scale``, ``*_logit``) and :meth:`no_weight_decay` lists the local
+    parameter names a trainer should exclude (by default every parameter with ``ndim <= 1``: those
+    scalars, biases and norm affines). Fixed constants (decay or DeepNorm alpha) are buffers, not parameters.
     """
 
     gates_branch_at_zero: ClassVar[bool] = False
@@ -94,6 +105,9 @@ class Shortcut(nn.Module):
 
     def __init__(self, site: Site) -> None:
         super().__init__()
+        if site.layout not in self.layouts:
+            name, valid = type(self).__name__, ", ".join(self.layouts)
+            raise ConfigError(f"shortcut: {name} does not support {site.layout} layout; valid: {valid}")
         self.site = site
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -101,6 +115,14 @@ class Shortcut(nn.Module):
 
     def init_branch(self, branch: nn.Module) -> None:
         """Hook for rules that prescribe the branch's initialisation (DeepNorm's beta). Default: none."""
+
+    def no_weight_decay(self) -> set[str]:
+        """Names (relative to this module) of parameters to keep out of weight decay: all with ``ndim <= 1``.
+
+        Shrinking a residual gate towards 0 changes the function class (it fades the branch or the
+        stream out), so gates, scales and mixing weights are not regularised, like norm affines.
+        """
+        return {name for name, p in self.named_parameters() if p.ndim <= 1}
 
     def extra_repr(self) -> str:
         return f"dim={self.site.dim}, layout={self.site.layout}, index={self.site.index}/{self.site.total}"
@@ -117,3 +139,13 @@ def channel_weight(layer: nn.Module) -> torch.Tensor:
     """The ``[out, in]``-shaped view of a ``channel_linear`` weight (for initialisation)."""
     w = layer.weight
     return w.view(w.shape[0], w.shape[1])
+
+
+def channel_view(site: Site, p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A learned scalar or per-channel ``[D]`` vector, shaped to broadcast against ``like`` and in its dtype.
+
+    The cast keeps a bf16 stream in bf16: an fp32 ``[D]`` vector times a bf16 tensor would promote
+    the whole activation to fp32 (0-dim scalars do not promote, vectors do).
+    """
+    p = p.to(like.dtype)
+    return p if p.ndim == 0 else p.view(site.channel_shape(like.ndim))

@@ -1,0 +1,76 @@
+"""Multi-head self-attention branch (Vaswani et al. 2017, arXiv 1706.03762, eq. 1 and §3.2.2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import check
+from ._output import zero_output_
+
+
+class SelfAttention(nn.Module):
+    """``proj(softmax(q k^T / sqrt(d_head) + mask) v)`` with a fused ``qkv`` projection.
+
+    The fused ``qkv`` weight is laid out like ``nn.MultiheadAttention.in_proj_weight`` (q, k, v
+    stacked along the output dim), so weights copy over one to one. Attention runs through
+    ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels where available).
+
+    ``pad_mask`` (forward kwarg, ``[B, T]`` bool, True = padding) hides padded *keys*; it is the
+    same convention as ``nn.TransformerEncoderLayer``'s ``src_key_padding_mask``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        causal: bool = False,
+        bias: bool = True,
+        dropout: float = 0.0,
+        zero_init_last: bool = False,
+    ) -> None:
+        super().__init__()
+        valid = heads >= 1 and dim % heads == 0
+        check(valid, "heads", f"dim {dim} is not divisible by heads {heads}; valid: a divisor of dim")
+        self.dim, self.heads, self.causal = dim, heads, causal
+        self.dropout = dropout
+        self.zero_init_last = zero_init_last  # read by Residual to refuse a second zero gate
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.proj_drop = nn.Dropout(dropout)
+        if zero_init_last:
+            zero_output_(self)
+
+    def output_layer(self) -> nn.Linear:
+        """The residual output projection (GPT-2 scaled init, ``zero_init_last``)."""
+        return self.proj
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None
+        if pad_mask is not None:
+            mask = ~pad_mask[:, None, None, :]  # [B, 1, 1, T]: True = this key takes part
+            if self.causal:  # SDPA refuses is_causal together with a mask: fold the triangle in
+                mask = mask & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None,
+        )
+        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+    @torch.no_grad()
+    def deepnorm_init_(self, beta: float) -> None:
+        """DeepNet (Wang et al. 2022, arXiv 2203.00555, Alg. 1): scale v and output weights by beta; q, k untouched."""
+        self.qkv.weight[2 * self.dim :].mul_(beta)
+        self.proj.weight.mul_(beta)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, heads={self.heads}, causal={self.causal}, dropout={self.dropout}"
+

@@ -1,0 +1,1 @@
+"""Optional bridges to other libraries. Nothing here is imported by ``import resblocks``."""

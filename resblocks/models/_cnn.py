@@ -1,0 +1,198 @@
+"""The stage builder and network shell shared by every residual CNN family.
+
+``ResidualCNN`` = stem -> stages of residual blocks -> (pre-act: final BN-ReLU) -> global average pool
+-> linear. :func:`build_stages` owns the bookkeeping the families would otherwise repeat: the stride
+of each stage's first block, the running channel count, and the network-wide ``Site`` position
+(``index`` 0..total-1 in forward order, ``total`` = number of residual blocks, one shared
+:class:`~resblocks.shortcuts.ActivationHistory`). Whether a block needs a downsample is decided by
+the block itself from the shapes (:func:`~resblocks.blocks.downsample.make_downsample`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..blocks import BLOCKS
+from ..branches.conv import conv3x3, image_norm, init_conv_bn_, norm_act
+from ..errors import ConfigError, check
+from ..norms import NormFactory
+from ..shortcuts import ActivationHistory, ShortcutFactory, ShortcutSpec, as_factory
+from . import MODELS
+
+StemKind = Literal["cifar", "imagenet"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``depth`` blocks of ``width`` (out channels of basic blocks, planes of bottlenecks); the first has ``stride``."""
+
+    depth: int
+    width: int
+    stride: int = 1
+
+
+def doubling_stages(depths: Sequence[int], width: int) -> list[Stage]:
+    """Stages of ``width * 2**i`` channels, the first at stride 1 and each later one halving the resolution.
+
+    CIFAR nets: three stages (``width`` 16 for ResNet, 16k for WRN-d-k, 64 planes for ResNeXt);
+    ImageNet nets: four stages of 64/128/256/512 planes after the stem's max-pool.
+    """
+    return [Stage(n, width * 2**i, 1 if i == 0 else 2) for i, n in enumerate(depths)]
+
+
+def blocks_per_stage(depth: int, *, per_block: int, extra: int, stages: int = 3, key: str = "depth") -> int:
+    """``n`` with ``depth = stages * per_block * n + extra`` (ResNet 6n+2, bottleneck 9n+2, WRN 6n+4)."""
+    step = stages * per_block
+    n, rest = divmod(depth - extra, step)
+    check(
+        rest == 0 and n >= 1,
+        key,
+        f"{depth}; valid: {step}n+{extra} for n >= 1 ({step + extra}, {2 * step + extra}, ...)",
+    )
+    return n
+
+
+def build_stages(
+    block: Callable[..., nn.Module],
+    in_chans: int,
+    stages: Sequence[Stage],
+    *,
+    shortcut: ShortcutSpec | ShortcutFactory,
+    history: ActivationHistory,
+    **block_options: Any,
+) -> tuple[nn.Sequential, int]:
+    """``nn.Sequential`` of per-stage ``nn.Sequential`` blocks, and the channel count they end with."""
+    make_shortcut = as_factory(shortcut)  # checks the name and options once, not per block
+    total, index, seqs = sum(s.depth for s in stages), 0, []
+    for stage in stages:
+        blocks = []
+        for j in range(stage.depth):
+            blocks.append(
+                block(
+                    in_chans,
+                    stage.width,
+                    stride=stage.stride if j == 0 else 1,
+                    shortcut=make_shortcut,
+                    index=index,
+                    total=total,
+                    history=history,
+                    **block_options,
+                )
+            )
+            in_chans = blocks[-1].branch.out_chans
+            index += 1
+        seqs.append(nn.Sequential(*blocks))
+    return nn.Sequential(*seqs), in_chans
+
+
+def make_stem(in_chans: int, width: int, kind: StemKind, *, norm_layer: str | NormFactory | None) -> nn.Sequential:
+    """CIFAR: conv3x3 (He et al. 2016, Sec. 4.2); ImageNet: conv7x7/2 + maxpool3x3/2 (torchvision's ``conv1``, ``bn1``).
+
+    ``norm_layer=None`` leaves out BN-ReLU after the conv: pre-activation nets start with a bare conv
+    and let the first block pre-activate it.
+    """
+    check(kind in ("cifar", "imagenet"), "stem", f"unknown kind {kind!r}; valid: cifar, imagenet")
+    if kind == "cifar":
+        conv = conv3x3(in_chans, width)
+    else:
+        conv = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
+    layers: list[tuple[str, nn.Module]] = [("conv1", conv)]
+    if norm_layer is not None:
+        layers += [("bn1", image_norm(norm_layer)(width)), ("act1", nn.ReLU())]
+    if kind == "imagenet":
+        layers.append(("maxpool", nn.MaxPool2d(3, stride=2, padding=1)))
+    stem = nn.Sequential(OrderedDict(layers))
+    init_conv_bn_(stem)
+    return stem
+
+
+class ResidualCNN(nn.Module):
+    """stem -> stages -> final -> pool -> fc, with one :class:`ActivationHistory` reset at every forward.
+
+    ``block`` is a ``BLOCKS`` name (``basic``, ``bottleneck``, ``preact_basic``, ``preact_bottleneck``);
+    ``block_options`` go to every block (``downsample``, ``zero_init_last``, ``groups``, ...).
+    Pre-activation blocks get a bare-conv stem and a final BN-ReLU before pooling (arXiv 1603.05027).
+    """
+
+    def __init__(
+        self,
+        block: str,
+        stages: Sequence[Stage],
+        *,
+        num_classes: int,
+        in_chans: int = 3,
+        stem: StemKind = "cifar",
+        stem_width: int = 16,
+        shortcut: ShortcutSpec | ShortcutFactory = "identity",
+        norm_layer: str | NormFactory = nn.BatchNorm2d,
+        **block_options: Any,
+    ) -> None:
+        super().__init__()
+        check(num_classes >= 1, "num_classes", f"{num_classes}; valid: an integer >= 1")
+        check(in_chans >= 1, "in_chans", f"{in_chans}; valid: an integer >= 1")
+        block_cls = BLOCKS.get(block)
+        preact = block_cls.preact  # pre-act nets: bare-conv stem, final BN-ReLU
+        self.history = ActivationHistory()
+        self.stem = make_stem(in_chans, stem_width, stem, norm_layer=None if preact else norm_layer)
+        self.stages, self.num_features = build_stages(
+            block_cls,
+            stem_width,
+            stages,
+            shortcut=shortcut,
+            history=self.history,
+            norm_layer=norm_layer,
+            **block_options,
+        )
+        self.final = norm_act(self.num_features, norm_layer, nn.ReLU) if preact else nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(self.num_features, num_classes)  # torch's default Linear init, as torchvision
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map ``[B, num_features, h, w]`` (for probes and effective-rank statistics)."""
+        self.history.reset()  # PA rules must not see the previous batch's activations
+        return self.final(self.stages(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.forward_features(x)), 1))
+
+
+def register_variant(name: str, builder: Callable[..., nn.Module], doc: str, **fixed: Any) -> Callable[..., nn.Module]:
+    """Register ``name`` as ``builder`` with ``fixed`` options pinned: ``resnet50`` = ``resnet(layers=(3, 4, 6, 3))``.
+
+    The variant's signature is the builder's minus the pinned keys, so ``MODELS.options(name)``
+    lists exactly what a user may still set, and setting a pinned key is a ConfigError.
+    """
+    sig = inspect.signature(builder)
+
+    def variant(**options: Any) -> nn.Module:
+        for key in options.keys() & fixed.keys():
+            raise ConfigError(
+                f"{key}: fixed to {fixed[key]!r} by {name!r}; valid: use {builder.__name__!r} to change it"
+            )
+        return builder(**fixed, **options)
+
+    free = [p for p in sig.parameters.values() if p.name not in fixed]
+    variant.__signature__ = sig.replace(parameters=free)  # type: ignore[attr-defined]
+    variant.__name__ = variant.__qualname__ = name
+    variant.__module__ = builder.__module__
+    variant.builder, variant.pinned = builder, dict(fixed)  # type: ignore[attr-defined]  # for listings and tests
+    variant.__doc__ = doc
+    return MODELS.register(name)(variant)
+
+
+__all__ = [
+    "ResidualCNN",
+    "Stage",
+    "blocks_per_stage",
+    "doubling_stages",
+    "build_stages",
+    "make_stem",
+    "register_variant",
+]

@@ -1,0 +1,93 @@
+"""Text classifier on a bidirectional Transformer encoder (Vaswani et al. 2017; BERT-style pooling)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import check
+from ..norms import NormFactory
+from ..shortcuts import ShortcutFactory, ShortcutSpec
+from . import MODELS
+from ._transformer import INIT_STD, TokenEmbedding, TransformerStack, init_transformer_
+
+POOLS = ("mean", "cls")
+
+
+@MODELS.register("transformer_classifier")
+class TransformerClassifier(nn.Module):
+    """``head(pool(stack(wte(ids) + wpe(pos), pad_mask)))``, padded keys hidden from attention.
+
+    ``pool="mean"`` averages the non-padded tokens; ``pool="cls"`` prepends a learned class token
+    (BERT's [CLS]) and reads it out. Post-LN by default, as the original encoder.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        num_classes: int,
+        max_len: int = 256,
+        pad_id: int | None = 0,
+        depth: int = 4,
+        dim: int = 128,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        bias: bool = True,
+        pool: str = "mean",
+        norm: str = "post_ln",
+        norm_layer: str | NormFactory = "layernorm",
+        shortcut: ShortcutSpec | ShortcutFactory = "identity",
+        zero_init_last: bool = False,
+    ) -> None:
+        super().__init__()
+        check(pool in POOLS, "pool", f"unknown {pool!r}; valid: {', '.join(POOLS)}")
+        check(pad_id is None or 0 <= pad_id < vocab_size, "pad_id", f"{pad_id}; valid: None or 0..{vocab_size - 1}")
+        self.pad_id, self.pool = pad_id, pool
+        self.embed = TokenEmbedding(vocab_size, max_len, dim, dropout)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
+        self.stack = TransformerStack(
+            depth=depth,
+            dim=dim,
+            heads=heads,
+            mlp_ratio=mlp_ratio,
+            norm=norm,
+            norm_layer=norm_layer,
+            shortcut=shortcut,
+            causal=False,
+            dropout=dropout,
+            bias=bias,
+            zero_init_last=zero_init_last,
+        )
+        self.head = nn.Linear(dim, num_classes)
+        init_transformer_(self, depth)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=INIT_STD)
+
+    def no_weight_decay(self) -> set[str]:
+        """The class token stays out of weight decay (timm's convention); embeddings decay as in nanoGPT."""
+        return {"cls_token"} if self.cls_token is not None else set()
+
+    def forward_features(self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features ``[B, dim]``. ``pad_mask`` ``[B, T]`` bool, True = padding; default ``ids == pad_id``."""
+        if pad_mask is None and self.pad_id is not None:
+            pad_mask = ids == self.pad_id
+        x = self.embed(ids)
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+            if pad_mask is not None:
+                pad_mask = torch.cat((pad_mask.new_zeros(pad_mask.shape[0], 1), pad_mask), dim=1)
+        x = self.stack(x, pad_mask=pad_mask)
+        if self.pool == "cls":
+            return x[:, 0]
+        if pad_mask is None:
+            return x.mean(dim=1)
+        keep = (~pad_mask).unsqueeze(-1)
+        # where(), not a product: a padded position's value must not leak in, even if it is not finite.
+        total = torch.where(keep, x, torch.zeros_like(x)).sum(dim=1)
+        return total / keep.sum(dim=1).clamp_min(1).to(x.dtype)
+
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``ids`` ``[B, T]`` -> class logits ``[B, num_classes]``."""
+        return self.head(self.forward_features(ids, pad_mask))

@@ -1,0 +1,29 @@
+"""Highway shortcut: a learned element-wise gate between the branch and the carried stream."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import SHORTCUTS
+from .base import Shortcut, Site, channel_linear
+
+
+@SHORTCUTS.register("highway")
+class HighwayShortcut(Shortcut):
+    """``y = T(x) * F(x) + (1 - T(x)) * x`` with ``T(x) = sigmoid(W_T x + b_T)`` element-wise.
+
+    Srivastava, Greff, Schmidhuber 2015, "Highway Networks" (arXiv 1505.00387), eqs. 2-3 with the
+    carry gate ``C = 1 - T``. ``W_T`` is a channel map (Linear for tokens, 1x1 conv for images).
+    ``gate_bias`` initialises ``b_T``: negative values bias the block towards carrying x ("-1, -2
+    and -3 for depth approximately 10, 20 and 30", arXiv 1507.06228). Adds D^2 + D parameters.
+    """
+
+    def __init__(self, site: Site, *, gate_bias: float = -2.0) -> None:
+        super().__init__(site)
+        self.gate = channel_linear(site, site.dim, site.dim, bias=True)
+        nn.init.constant_(self.gate.bias, gate_bias)
+
+    def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # lerp(x, fx, T) = x + T * (fx - x) = T * fx + (1 - T) * x, in one fused op.
+        return torch.lerp(x, fx, torch.sigmoid(self.gate(x)))

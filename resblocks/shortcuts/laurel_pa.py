@@ -1,0 +1,50 @@
+"""LAuReL-PA: a learned mix of the previous residual-stream activations of the same shape."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .base import Site
+from .laurel_lr import LowRank
+
+
+class PreviousActivations(nn.Module):
+    """``sum_{j=0}^{k-1} gamma_j h_j(x_{i-j})`` (LAuReL eq. 4; eq. 6 with per-lag low-rank ``h_j``).
+
+    Menghani et al. 2024, "LAuReL: Learned Augmented Residual Layer" (arXiv 2411.07501), Sec. 2.3.
+    ``x_i`` is this sub-layer's stream input: it is pushed onto ``site.history`` (the network's
+    :class:`~resblocks.shortcuts.base.ActivationHistory`) and the ``k`` most recent entries of the
+    same shape are read back, so lags never cross a resolution stage and early sub-layers use
+    fewer than ``k``. Without a history (a block used alone) only ``x_i`` itself is used.
+
+    ``rank=None``: ``h`` is the identity and ``gamma`` starts at 0 (the term is 0 at step 0).
+    ``rank=r``: ``h_j`` is a low-rank pair per lag with a zero up-projection and ``gamma`` starts
+    at 1, so exactly one factor is zero (two zero factors would never receive a gradient).
+    """
+
+    def __init__(self, site: Site, *, k: int = 3, rank: int | None = None, init: str = "xavier") -> None:
+        super().__init__()
+        if not (isinstance(k, int) and k >= 1):
+            raise ConfigError(f"shortcut.k: {k!r}; valid: an integer >= 1 (paper: 3)")
+        self.k = k
+        self.history = site.history
+        if self.history is not None:
+            self.history.maxlen = max(self.history.maxlen, k)  # keep at least the k lags we read
+        self.h = None if rank is None else LowRank(site, k, rank=rank, init=init)
+        self.gamma = nn.Parameter(torch.full((k,), 0.0 if rank is None else 1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.history is None:
+            xs = x.unsqueeze(0)
+        else:
+            self.history.push(x)
+            xs = torch.stack(self.history.recent(self.k, like=x))  # [n, *x.shape], newest (x itself) first
+        if self.h is not None:
+            xs = self.h(xs)
+        # One weighted sum over the lag dim instead of a Python loop over lags.
+        return torch.tensordot(self.gamma[: xs.shape[0]].to(xs.dtype), xs, dims=1)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, h={'identity' if self.h is None else 'low_rank'}"
