@@ -1,0 +1,135 @@
+"""Text-classification DataModules: fixed-length character chunks -> class.
+
+Batches are ``(ids [B,T] int64, pad_mask [B,T] bool, labels [B] int64)``; ``pad_mask`` is True
+where the position is padding (``ids == pad_id``, only at the end of a play's last chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from . import shakespeare
+from .tokenizer import CharTokenizer
+
+PAD_ID = 0
+
+
+class TextClassificationData(pl.LightningDataModule):
+    """Base: subclasses implement :meth:`load_examples`; characters get ids from 1 (0 is padding).
+
+    Args:
+        block_size: characters per example (``T``).
+        batch_size: examples per batch (per device).
+        seed: seeds the split and the train shuffle.
+        num_workers: loader worker processes.
+        path: local data instead of the default source (see the subclass).
+    """
+
+    name: str = ""
+
+    def __init__(
+        self,
+        *,
+        block_size: int = 256,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_workers: int = 0,
+        path: str | None = None,
+    ) -> None:
+        super().__init__()
+        if block_size < 1 or batch_size < 1:
+            raise ValueError(f"data.block_size / data.batch_size: must be >= 1, got {block_size} / {batch_size}")
+        self.block_size, self.batch_size, self.seed, self.num_workers, self.path = (
+            block_size,
+            batch_size,
+            seed,
+            num_workers,
+            path,
+        )
+        self.pad_id = PAD_ID
+        self.class_names: list[str] = []
+        self.chars: CharTokenizer | None = None
+        self.sets: dict[str, TensorDataset] = {}
+
+    def load_examples(self) -> tuple[dict[str, tuple[list[str], list[int]]], list[str]]:
+        """``({"train"|"val"|"test": (texts, labels)}, class_names)``; texts at most ``block_size`` chars."""
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def vocab_size(self) -> int:
+        """Characters + 1 for padding (available after :meth:`setup`)."""
+        if self.chars is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() first (the vocabulary comes from the data)")
+        return self.chars.vocab_size + 1
+
+    def encode(self, text: str) -> list[int]:
+        assert self.chars is not None, "call setup() first"
+        return (self.chars.encode_array(text).astype("int64") + 1).tolist()
+
+    def decode(self, ids: Iterable[int]) -> str:
+        assert self.chars is not None, "call setup() first"
+        return self.chars.decode(i - 1 for i in ids if i != self.pad_id)
+
+    def _tensors(self, texts: Sequence[str], labels: Sequence[int]) -> TensorDataset:
+        assert self.chars is not None
+        ids = torch.full((len(texts), self.block_size), self.pad_id, dtype=torch.int64)
+        for row, text in enumerate(texts):
+            ids[row, : len(text)] = torch.from_numpy(self.chars.encode_array(text).astype("int64") + 1)
+        return TensorDataset(ids, ids == self.pad_id, torch.tensor(labels, dtype=torch.int64))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sets:
+            return
+        splits, self.class_names = self.load_examples()
+        self.chars = CharTokenizer.from_texts(t for texts, _ in splits.values() for t in texts)
+        self.sets = {split: self._tensors(texts, labels) for split, (texts, labels) in splits.items()}
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        if not self.sets:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for a dataloader")
+        return DataLoader(
+            self.sets[split],
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+class ShakespeareGenreData(TextClassificationData):
+    """Genre of a ``block_size``-char chunk of a play (comedies, histories, problems, roman, romances,
+    tragedies), split by play and stratified by genre: a chunk's play is never seen in training."""
+
+    name = "shakespeare_genre"
+
+    def load_examples(self) -> tuple[dict[str, tuple[list[str], list[int]]], list[str]]:
+        plays = shakespeare.load_plays(self.path)
+        genres = sorted({p.genre for p in plays})
+        out = {}
+        for split, group in shakespeare.split_plays(plays, self.seed).items():
+            texts, labels = [], []
+            for play in group:
+                pieces = shakespeare.chunks(play.text, self.block_size)
+                texts += pieces
+                labels += [genres.index(play.genre)] * len(pieces)
+            out[split] = (texts, labels)
+        return out, genres

@@ -1,0 +1,133 @@
+"""The DataModules inside a real (CPU, tiny) Lightning fit: hooks, dtypes, per-epoch windows, RNG state."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from data_helpers import STORY
+
+from recipes.data import build_datamodule
+
+
+class Probe(pl.LightningModule):
+    """Records what the model is fed; learns nothing useful."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.seen: list[tuple[str, int, torch.Tensor]] = []
+
+    def _step(self, stage: str, batch) -> torch.Tensor:
+        x = batch[0]
+        self.seen.append((stage, self.current_epoch, x.clone()))
+        return (self.w * x.float().mean()) ** 2 + self.w
+
+    def training_step(self, batch, idx):
+        return self._step("train", batch)
+
+    def validation_step(self, batch, idx):
+        self._step("val", batch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit(dm, epochs: int = 1, batches: int = 2) -> Probe:
+    model = Probe()
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        limit_train_batches=batches,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    return model
+
+
+def test_image_batches_reach_the_model_as_normalised_floats(idx_dir):
+    dm = build_datamodule("fmnist", path=str(idx_dir), batch_size=8, augment=True, val_fraction=0.2)
+    model = fit(dm)
+    stages = {s for s, _, _ in model.seen}
+    assert stages == {"train", "val"}
+    for stage, _, x in model.seen:
+        assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
+        assert x.min() >= -0.2860 / 0.3530 - 1e-5 and x.max() <= (1 - 0.2860) / 0.3530 + 1e-5
+    # Val batches are not augmented: they equal the normalised hold-out images.
+    val_x = torch.stack([dm.val_set[i][0] for i in range(len(dm.val_set))])  # 6 images: one batch
+    assert torch.allclose(model.seen[-1][2], (val_x.float() / 255 - 0.2860) / 0.3530)
+    # The augmentation RNG state is checkpointable.
+    assert "generators" in dm.state_dict() and dm.state_dict()["generators"]
+
+
+def test_augmentation_resumes_from_state(idx_dir):
+    dm = build_datamodule("fmnist", path=str(idx_dir), augment=True)
+    batch = (torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8), torch.zeros(16, dtype=torch.int64))
+    dm.transform_batch(batch, train=True)
+    state = dm.state_dict()
+    a = dm.transform_batch(batch, train=True)[0]
+    other = build_datamodule("fmnist", path=str(idx_dir), augment=True)
+    other.load_state_dict(state)
+    assert torch.equal(other.transform_batch(batch, train=True)[0], a)
+    assert not torch.equal(a, dm.transform_batch(batch, train=False)[0])
+
+
+def test_lm_windows_change_with_epoch(tmp_path):
+    (tmp_path / "input.txt").write_text(STORY * 30)
+    dm = build_datamodule(
+        "text_files", path=str(tmp_path / "input.txt"), block_size=16, batch_size=4, samples_per_epoch=8
+    )
+    model = fit(dm, epochs=2, batches=2)
+    train = [(e, x) for s, e, x in model.seen if s == "train"]
+    assert [e for e, _ in train] == [0, 0, 1, 1]
+    assert all(x.dtype == torch.int64 and x.shape == (4, 16) for _, x in train)
+    assert not torch.equal(train[0][1], train[2][1])  # Lightning's set_epoch reached the sampler
+    # The same seed replays exactly the same data.
+    again = fit(
+        build_datamodule(
+            "text_files", path=str(tmp_path / "input.txt"), block_size=16, batch_size=4, samples_per_epoch=8
+        ),
+        2,
+        2,
+    )
+    assert all(torch.equal(a, b) for (_, _, a), (_, _, b) in zip(model.seen, again.seen))
+
+
+def test_lm_mid_epoch_resume_is_exact(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    (tmp_path / "input.txt").write_text(STORY * 30)
+
+    def dm():
+        return build_datamodule(
+            "text_files", path=str(tmp_path / "input.txt"), block_size=16, batch_size=4, samples_per_epoch=16
+        )
+
+    full = fit(dm(), epochs=2, batches=4)
+    reference = [x for s, _, x in full.seen if s == "train"]
+    assert len(reference) == 8
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1, filename="{step}")
+    kwargs = {
+        "max_epochs": 2,
+        "limit_train_batches": 4,
+        "limit_val_batches": 1,
+        "num_sanity_val_steps": 0,
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    pl.Trainer(callbacks=[ckpt], **kwargs).fit(Probe(), datamodule=dm())
+    resumed = Probe()
+    pl.Trainer(enable_checkpointing=False, **kwargs).fit(
+        resumed, datamodule=dm(), ckpt_path=tmp_path / "ckpt" / "step=2.ckpt"
+    )
+    replay = [x for s, _, x in resumed.seen if s == "train"]
+    assert len(replay) == 6 and all(torch.equal(a, b) for a, b in zip(replay, reference[2:]))

