@@ -10,7 +10,6 @@ the block itself from the shapes (:func:`~resblocks.blocks.downsample.make_downs
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,10 +20,9 @@ from torch import nn
 
 from ..blocks import BLOCKS
 from ..branches.conv import conv3x3, image_norm, init_conv_bn_, norm_act
-from ..errors import ConfigError, check
+from ..errors import check
 from ..norms import NormFactory
 from ..shortcuts import ActivationHistory, ShortcutFactory, ShortcutSpec, as_factory
-from . import MODELS
 
 StemKind = Literal["cifar", "imagenet"]
 
@@ -163,30 +161,6 @@ class ResidualCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(self.forward_features(x)), 1))
 
 
-def register_variant(name: str, builder: Callable[..., nn.Module], doc: str, **fixed: Any) -> Callable[..., nn.Module]:
-    """Register ``name`` as ``builder`` with ``fixed`` options pinned: ``resnet50`` = ``resnet(layers=(3, 4, 6, 3))``.
-
-    The variant's signature is the builder's minus the pinned keys, so ``MODELS.options(name)``
-    lists exactly what a user may still set, and setting a pinned key is a ConfigError.
-    """
-    sig = inspect.signature(builder)
-
-    def variant(**options: Any) -> nn.Module:
-        for key in options.keys() & fixed.keys():
-            raise ConfigError(
-                f"{key}: fixed to {fixed[key]!r} by {name!r}; valid: use {builder.__name__!r} to change it"
-            )
-        return builder(**fixed, **options)
-
-    free = [p for p in sig.parameters.values() if p.name not in fixed]
-    variant.__signature__ = sig.replace(parameters=free)  # type: ignore[attr-defined]
-    variant.__name__ = variant.__qualname__ = name
-    variant.__module__ = builder.__module__
-    variant.builder, variant.pinned = builder, dict(fixed)  # type: ignore[attr-defined]  # for listings and tests
-    variant.__doc__ = doc
-    return MODELS.register(name)(variant)
-
-
 __all__ = [
     "ResidualCNN",
     "Stage",
@@ -194,5 +168,4 @@ __all__ = [
     "doubling_stages",
     "build_stages",
     "make_stem",
-    "register_variant",
 ]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +13,6 @@ from ..branches._output import zero_output_
 from ..errors import check
 from ..norms import NormFactory
 from ..shortcuts import ActivationHistory, Shortcut, ShortcutFactory, ShortcutSpec, as_factory
-from . import MODELS
 
 INIT_STD = 0.02  # GPT-2 / nanoGPT / ViT
 
@@ -131,15 +127,3 @@ def reapply_shortcut_init_(model: nn.Module) -> None:
             m.shortcut.init_branch(m.branch)
 
 
-def register_preset(cls: Callable[..., nn.Module], name: str, doc: str, **defaults: Any) -> None:
-    """Register ``name`` as ``cls`` with other defaults; every option stays overridable and listed by the registry."""
-    sig = inspect.signature(cls)
-    params = [p.replace(default=defaults[p.name]) if p.name in defaults else p for p in sig.parameters.values()]
-
-    def build(**options: Any) -> nn.Module:
-        return cls(**{**defaults, **options})
-
-    build.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = doc
-    MODELS.register(name)(build)

@@ -24,7 +24,8 @@ from torch import nn
 from ..branches.conv import conv1x1, conv3x3, init_conv_bn_
 from ..errors import check
 from . import MODELS
-from ._cnn import blocks_per_stage, register_variant
+from ._cnn import blocks_per_stage
+from ._variants import register_variant
 
 
 class DenseLayer(nn.Module):

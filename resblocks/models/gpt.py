@@ -10,7 +10,8 @@ from ..errors import check
 from ..norms import NormFactory
 from ..shortcuts import ShortcutFactory, ShortcutSpec
 from . import MODELS
-from ._transformer import TokenEmbedding, TransformerStack, init_transformer_, register_preset
+from ._transformer import TokenEmbedding, TransformerStack, init_transformer_
+from ._variants import register_variant
 
 
 @MODELS.register("gpt")
@@ -94,7 +95,13 @@ class GPT(nn.Module):
 
 
 
-register_preset(GPT, "gpt_nano", "nanoGPT's CPU Shakespeare config: 4 layers, 4 heads, 128 wide, context 64 "
-                "(char-level val loss ~1.88).", depth=4, heads=4, dim=128, block_size=64)
-register_preset(GPT, "gpt_mini", "nanoGPT's shakespeare_char GPU config: 6 layers, 6 heads, 384 wide, context 256, "
-                "dropout 0.2 (val loss ~1.47).", depth=6, heads=6, dim=384, block_size=256, dropout=0.2)
+register_variant(
+    "gpt_nano", GPT,
+    "nanoGPT's CPU Shakespeare config: 4 layers, 4 heads, 128 wide, context 64 (char-level val loss ~1.88).",
+    defaults=dict(depth=4, heads=4, dim=128, block_size=64),
+)
+register_variant(
+    "gpt_mini", GPT,
+    "nanoGPT's shakespeare_char GPU config: 6 layers, 6 heads, 384 wide, context 256, dropout 0.2 (val loss ~1.47).",
+    defaults=dict(depth=6, heads=6, dim=384, block_size=256, dropout=0.2),
+)

@@ -14,7 +14,8 @@ from torch import nn
 from ..blocks.downsample import DownsampleKind
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages, register_variant
+from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages
+from ._variants import register_variant
 
 
 @MODELS.register("cifar_resnet")

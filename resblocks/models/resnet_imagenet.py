@@ -20,7 +20,8 @@ from ..blocks.downsample import DownsampleKind
 from ..errors import check
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, doubling_stages, register_variant
+from ._cnn import ResidualCNN, doubling_stages
+from ._variants import register_variant
 
 _TV_BLOCK_KEY = re.compile(r"layer(\d+)\.(\d+)\.(.+)")
 

@@ -9,7 +9,8 @@ from ..errors import check
 from ..norms import NormFactory
 from ..shortcuts import ShortcutFactory, ShortcutSpec
 from . import MODELS
-from ._transformer import INIT_STD, TransformerStack, init_transformer_, register_preset
+from ._transformer import INIT_STD, TransformerStack, init_transformer_
+from ._variants import register_variant
 
 POOLS = ("cls", "mean")
 
@@ -93,11 +94,19 @@ class ViT(nn.Module):
 
 
 # Small sizes for 28x28 / 32x32 inputs (every option stays overridable).
-register_preset(ViT, "vit_fmnist", "A CPU-sized ViT for 28x28 Fashion-MNIST: patch 4, 6 layers, 64 wide, 4 heads, "
-                "MLP x2 (s-chh/PyTorch-Scratch-Vision-Transformer-ViT reports ~92% with this shape).",
-                image_size=28, in_chans=1, patch_size=4, depth=6, dim=64, heads=4, mlp_ratio=2.0)
-register_preset(ViT, "vit_cifar", "A small ViT for 32x32 CIFAR: patch 4, 6 layers, 128 wide, 4 heads, MLP x2 "
-                "(~80% from scratch, same source).",
-                image_size=32, in_chans=3, patch_size=4, depth=6, dim=128, heads=4, mlp_ratio=2.0)
-register_preset(ViT, "vit_tiny", "DeiT-Tiny's width and depth (192 wide, 12 layers, 3 heads, MLP x4); 32x32, patch 4.",
-                image_size=32, in_chans=3, patch_size=4, depth=12, dim=192, heads=3, mlp_ratio=4.0)
+register_variant(
+    "vit_fmnist", ViT,
+    "A CPU-sized ViT for 28x28 Fashion-MNIST: patch 4, 6 layers, 64 wide, 4 heads, MLP x2 "
+    "(s-chh/PyTorch-Scratch-Vision-Transformer-ViT reports ~92% with this shape).",
+    defaults=dict(image_size=28, in_chans=1, patch_size=4, depth=6, dim=64, heads=4, mlp_ratio=2.0),
+)
+register_variant(
+    "vit_cifar", ViT,
+    "A small ViT for 32x32 CIFAR: patch 4, 6 layers, 128 wide, 4 heads, MLP x2 (~80% from scratch, same source).",
+    defaults=dict(image_size=32, in_chans=3, patch_size=4, depth=6, dim=128, heads=4, mlp_ratio=2.0),
+)
+register_variant(
+    "vit_tiny", ViT,
+    "DeiT-Tiny's width and depth (192 wide, 12 layers, 3 heads, MLP x4); 32x32, patch 4.",
+    defaults=dict(image_size=32, in_chans=3, patch_size=4, depth=12, dim=192, heads=3, mlp_ratio=4.0),
+)

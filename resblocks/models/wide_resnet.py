@@ -17,7 +17,8 @@ from ..blocks.downsample import DownsampleKind
 from ..errors import check
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages, register_variant
+from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages
+from ._variants import register_variant
 from .resnet_imagenet import resnet
 
 

@@ -8,7 +8,8 @@ from torch import nn
 
 from resblocks import MODELS, SHORTCUTS, ConfigError, Residual, build_model
 from resblocks.blocks.downsample import PadDownsample
-from resblocks.models._cnn import blocks_per_stage, register_variant
+from resblocks.models._cnn import blocks_per_stage
+from resblocks.models._variants import register_variant
 from resblocks.shortcuts import Shortcut
 
 CNN_MODULES = {
