@@ -181,7 +181,10 @@ class LanguageModelData(pl.LightningDataModule):
         """Train batches done in the current epoch, so a mid-epoch resume continues with the next window."""
         if self.trainer is None:
             return {}
-        return {"train_batches_done": self.trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= self.trainer.num_training_batches:  # saved at an epoch's last batch: resume starts the next epoch
+            done = 0
+        return {"train_batches_done": done}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning restores the DataModule before it asks for the train loader, which applies the skip.

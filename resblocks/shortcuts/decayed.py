@@ -30,4 +30,4 @@ class DecayedShortcut(Shortcut):
         self.register_buffer("alpha", alphas[site.index].clone(), persistent=False)
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return fx + self.alpha * x
+        return torch.addcmul(fx, x, self.alpha)  # fx + alpha * x in one fused pass

@@ -25,5 +25,7 @@ class HighwayShortcut(Shortcut):
         nn.init.constant_(self.gate.bias, gate_bias)
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # lerp(x, fx, T) = x + T * (fx - x) = T * fx + (1 - T) * x, in one fused op.
-        return torch.lerp(x, fx, torch.sigmoid(self.gate(x)))
+        # lerp(x, fx, T) = x + T * (fx - x) = T * fx + (1 - T) * x, in one fused op. lerp wants one dtype:
+        # under autocast fx and T come out bf16 while the stream x stays fp32, so promote as fx + x would.
+        dtype = torch.promote_types(fx.dtype, x.dtype)
+        return torch.lerp(x.to(dtype), fx.to(dtype), torch.sigmoid(self.gate(x)).to(dtype))

@@ -8,6 +8,7 @@ from torch import nn
 from ..errors import ConfigError
 from .base import Site
 from .laurel_lr import LowRank
+from .weighted_sum import weighted_sum
 
 
 class PreviousActivations(nn.Module):
@@ -37,14 +38,15 @@ class PreviousActivations(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.history is None:
-            xs = x.unsqueeze(0)
+            lags = [x]
         else:
             self.history.push(x)
-            xs = torch.stack(self.history.recent(self.k, like=x))  # [n, *x.shape], newest (x itself) first
-        if self.h is not None:
-            xs = self.h(xs)
-        # One weighted sum over the lag dim instead of a Python loop over lags.
-        return torch.tensordot(self.gamma[: xs.shape[0]].to(xs.dtype), xs, dims=1)
+            lags = self.history.recent(self.k, like=x)  # newest (x itself) first
+        gamma = self.gamma[: len(lags)]
+        if self.h is None:  # identity h: one fused weighted sum, no stacked copy of the lags
+            return weighted_sum(gamma, lags)
+        xs = self.h(torch.stack(lags))  # [n, *x.shape]: every lag's low-rank map in one batched op
+        return torch.tensordot(gamma.to(xs.dtype), xs, dims=1)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, h={'identity' if self.h is None else 'low_rank'}"

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import Site, channel_view
+from .weighted_sum import weighted_sum
 
 RW_NORMS = ("none", "softmax", "sigmoid")
 
@@ -77,6 +78,8 @@ class ResidualWeights(nn.Module):
 
     def forward(self, fx: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         alpha, beta = self.weights()
+        if alpha.ndim == 0:  # scalar RW: one fused pass (see weighted_sum)
+            return weighted_sum(torch.stack([alpha, beta]), (fx, g))
         return channel_view(self.site, alpha, fx) * fx + channel_view(self.site, beta, g) * g
 
     def extra_repr(self) -> str:

@@ -1,0 +1,311 @@
+"""From a composed config to the objects Lightning runs: DataModule, network, task module, trainer.
+
+:func:`validate` checks the whole config first, against the schema and the registries, and builds
+the network once on the ``meta`` device (no memory, no data), so a bad name, option or
+combination fails in seconds with one line, before any data is read.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+import resblocks
+from resblocks.blocks.residual import NORM_PLACEMENTS
+from resblocks.errors import ConfigError
+from resblocks.norms import NORMS
+from resblocks.shortcuts import shortcut_factory
+
+from .config import TrainConfig
+from .modules.optim import OptimizerSettings, ScheduleSettings
+from .tracking import check_logger, wandb_mode
+
+# Network options the data decides (passed to builders that accept them, unless set in model.*).
+DATA_DERIVED = ("num_classes", "in_chans", "image_size", "vocab_size", "pad_id")
+# Stand-ins for the meta-device check when a size is only known once the data is loaded.
+PLACEHOLDERS = {"num_classes": 10, "vocab_size": 256, "pad_id": 0}
+PRECISIONS = (
+    "64-true",
+    "64",
+    "32-true",
+    "32",
+    "16-mixed",
+    "16",
+    "bf16-mixed",
+    "bf16",
+    "16-true",
+    "bf16-true",
+    "transformer-engine",
+)
+
+
+def typed(config: dict[str, Any] | DictConfig, overrides: list[str] | None = None) -> DictConfig:
+    """A plain config (e.g. read back from a checkpoint) as a schema-checked ``DictConfig``."""
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), config)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    OmegaConf.set_struct(cfg, True)
+    return cfg  # type: ignore[return-value]
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config as plain Python (what W&B and the checkpoint receive)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def model_spec(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
+    """``(builder name, options)`` with the shortcut and norm groups folded in; checks names now."""
+    opts = dict(plain(cfg)["model"])
+    name = opts.pop("name", None)
+    if not name:
+        raise ConfigError(
+            f"model: no model chosen; valid: model=NAME with NAME in {', '.join(resblocks.MODELS.names())}"
+        )
+    accepted = resblocks.MODELS.options(name)  # unknown name -> one line with the valid names
+    for key, group in (
+        ("shortcut", "shortcut=NAME shortcut.KEY=..."),
+        ("norm", "norm=PLACEMENT"),
+        ("norm_layer", "norm.layer=..."),
+    ):
+        if key in opts:
+            raise ConfigError(f"model.{key}: set it through the group, not the model; valid: {group}")
+    if cfg.shortcut is not None:
+        if "shortcut" not in accepted:
+            raise ConfigError(f"shortcut: model {name!r} has no shortcut option; valid: drop shortcut=")
+        spec = dict(plain(cfg)["shortcut"])
+        shortcut_factory(spec)  # unknown rule or option -> one line
+        opts["shortcut"] = spec
+    if cfg.norm is not None:
+        if "norm" not in accepted:
+            with_norm = [m for m in resblocks.MODELS.names() if "norm" in resblocks.MODELS.options(m)]
+            raise ConfigError(
+                f"norm: model {name!r} has no norm placement; valid: drop norm=, or a model among {', '.join(with_norm)}"
+            )
+        if cfg.norm.placement not in NORM_PLACEMENTS:
+            raise ConfigError(f"norm.placement: {cfg.norm.placement!r}; valid: {', '.join(NORM_PLACEMENTS)}")
+        NORMS.get(cfg.norm.layer)  # unknown layer -> one line
+        opts["norm"] = cfg.norm.placement
+        opts["norm_layer"] = cfg.norm.layer
+    resblocks.MODELS.check_options(name, opts)
+    return name, opts
+
+
+def _data_value(dm: Any, key: str) -> Any:
+    try:
+        return getattr(dm, key)
+    except (AttributeError, RuntimeError):  # e.g. a vocabulary that needs setup() first
+        return None
+
+
+def data_derived(name: str, opts: dict[str, Any], dm: Any, placeholders: bool = False) -> dict[str, Any]:
+    accepted = resblocks.MODELS.options(name)
+    out = {}
+    for key in DATA_DERIVED:
+        if key in accepted and key not in opts:
+            value = _data_value(dm, key) if dm is not None else None
+            if value in (None, 0) and placeholders:
+                value = PLACEHOLDERS.get(key)
+            if value not in (None, 0) or key == "pad_id" and value == 0:
+                out[key] = value
+    return out
+
+
+def build_net(cfg: DictConfig, dm: Any, device: torch.device | str | None = None) -> nn.Module:
+    """The network for ``cfg`` with the data's sizes (call after ``dm.setup()``)."""
+    name, opts = model_spec(cfg)
+    with torch.device(device) if device is not None else nullcontext():
+        net = resblocks.build_model(name, **opts, **data_derived(name, opts, dm, placeholders=device == "meta"))
+    if cfg.compile:
+        net.compile()  # in place: state_dict keys stay the same as without compile
+    return net
+
+
+def check_net(cfg: DictConfig, dm: Any) -> int:
+    """Build the network on the meta device (no memory, no data): combinations fail now. Returns the parameter count."""
+    name, _ = model_spec(cfg)
+    try:
+        net = build_net(cfg, dm, device="meta")
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, AssertionError) as e:
+        raise ConfigError(f"model: {name!r} cannot be built with these options ({type(e).__name__}: {e})") from e
+    return sum(p.numel() for p in net.parameters())
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_data(cfg: DictConfig) -> Any:
+    """The DataModule (constructed only: nothing is read until ``prepare_data``/``setup``)."""
+    from recipes import data
+
+    opts = dict(plain(cfg)["data"])
+    name = opts.pop("name", None)
+    if name not in data.dataset_names():
+        raise ConfigError(f"data: unknown dataset {name!r}; valid: {', '.join(data.dataset_names())}")
+    try:
+        return data.build_datamodule(name, **opts)
+    except ValueError as e:  # the DataModules check their options in __init__, one line each
+        raise ConfigError(str(e)) from e
+    except TypeError as e:  # a value of the wrong type, e.g. data.batch_size=abc (data.* is an open mapping)
+        raise ConfigError(f"data: option of the wrong type for {name!r} ({e}); valid: {', '.join(data.options(data.DATASETS[name]))}") from e
+
+
+# ----------------------------------------------------------------------------- task module
+
+
+def settings(cfg: DictConfig) -> tuple[OptimizerSettings, ScheduleSettings]:
+    return OmegaConf.to_object(cfg.optim), OmegaConf.to_object(cfg.sched)  # type: ignore[return-value]
+
+
+def build_module(cfg: DictConfig, dm: Any) -> Any:
+    """The LightningModule for the DataModule's task; the network is built in ``configure_model``."""
+    from recipes.data import ImageClassificationData, LanguageModelData, TextClassificationData
+
+    from .modules import CausalLM, ImageClassifier, TextClassifier
+
+    optim, sched = settings(cfg)
+
+    def net() -> nn.Module:
+        return build_net(cfg, dm)
+
+    if isinstance(dm, LanguageModelData):
+        cpt = _data_value(dm, "chars_per_token")
+        if cpt is None and getattr(dm, "tokenizer_kind", None) == "char":
+            cpt = 1.0
+        return CausalLM(net, optim, sched, chars_per_token=cpt, encode=dm.encode, decode=dm.decode)
+    if isinstance(dm, (ImageClassificationData, TextClassificationData)):
+        cls = ImageClassifier if isinstance(dm, ImageClassificationData) else TextClassifier
+        # None: the module reads it from the DataModule after setup (an imagefolder's classes).
+        return cls(net, cfg.model.get("num_classes"), optim, sched, label_smoothing=cfg.task.label_smoothing)
+    raise ConfigError(f"data: {type(dm).__name__} has no task module; valid: image/text classification or LM data")
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def device_count(trainer: DictConfig) -> int:
+    """How many processes per node ``trainer.devices`` asks for."""
+    devices = trainer.devices
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if isinstance(devices, str) and devices not in ("auto", "-1"):
+        return len([d for d in devices.split(",") if d.strip()]) if "," in devices else int(devices)
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        return len(devices)
+    if trainer.accelerator == "cpu":
+        return 1
+    return max(1, torch.cuda.device_count())
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """``trainer.*`` as Lightning sees it, now: a throwaway ``Trainer`` runs Lightning's own checks
+    (accelerator, devices, strategy, precision, intervals), before any file is written."""
+    import logging
+
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    t = cfg.trainer
+    for key, low, also in (("max_steps", -1, ""), ("max_epochs", -1, ", or null"), ("num_nodes", 1, ""),
+                           ("accumulate_grad_batches", 1, ""), ("log_every_n_steps", 1, ""),
+                           ("gradient_clip_val", 0, ", or null")):  # fmt: skip
+        value = t[key]
+        if value is not None and not value >= low:
+            raise ConfigError(f"trainer.{key}: {value}; valid: >= {low}{also}")
+    if str(t.accelerator) in ("gpu", "cuda") and str(t.devices) not in ("auto", "-1"):
+        wanted, have = device_count(t), torch.cuda.device_count()
+        if wanted > have:
+            raise ConfigError(
+                f"trainer.devices: {t.devices} with trainer.accelerator={t.accelerator}, but this machine has {have} "
+                f"CUDA GPU(s); valid: at most {have}" + (", or trainer.accelerator=cpu" if not have else "")
+            )
+    kwargs = OmegaConf.to_container(t, resolve=True)
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, quiet.level = quiet.level, logging.WARNING  # its "GPU available: ..." lines come with the real Trainer
+    try:
+        pl.Trainer(**kwargs, logger=False, enable_checkpointing=False, callbacks=[])
+    except (ValueError, TypeError, KeyError, ImportError, MisconfigurationException) as e:
+        raise ConfigError(f"trainer: {' '.join(str(e).split())}") from e
+    finally:
+        quiet.level = level
+
+
+def validate(cfg: DictConfig, multirun: bool = False) -> Any:
+    """Check everything that can be checked without data; returns the (unloaded) DataModule.
+
+    Raises :class:`ConfigError` with one line naming the key, the value and the valid choices; an
+    unexpected error while checking is reported the same way (``debug=true`` shows its traceback).
+    """
+    try:
+        return _validate(cfg, multirun)
+    except ConfigError:
+        raise
+    except Exception as e:
+        if cfg.get("debug"):
+            raise
+        raise ConfigError(
+            f"config: could not be checked ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
+            "valid: fix the value it names (debug=true shows the traceback)"
+        ) from e
+
+
+def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .checkpointing import check_checkpoint_config
+    from .divergence import ACTIONS
+
+    try:
+        plain(cfg)  # missing values (???) and broken interpolations
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{getattr(e, 'full_key', None) or 'config'}: {str(e).splitlines()[0]}") from e
+    settings(cfg)  # optimiser / schedule names and ranges
+    check_logger(cfg.logger.name)
+    if cfg.logger.name == "wandb":
+        wandb_mode(cfg.logger.mode)  # a bad mode, or online without a key
+    if str(cfg.trainer.precision) not in PRECISIONS:
+        raise ConfigError(f"trainer.precision: {cfg.trainer.precision!r}; valid: {', '.join(PRECISIONS)}")
+    if cfg.resume not in (None, "auto") and not str(cfg.resume).strip():
+        raise ConfigError("resume: empty; valid: auto, null or a checkpoint path")
+    try:
+        n = device_count(cfg.trainer) * cfg.trainer.num_nodes
+    except (ValueError, TypeError) as e:
+        raise ConfigError(
+            f"trainer.devices: {cfg.trainer.devices!r}; valid: a number, a list of device ids, auto or -1"
+        ) from e
+    if multirun and n > 1:
+        raise ConfigError(
+            f"trainer.devices: {cfg.trainer.devices} x {cfg.trainer.num_nodes} node(s) under multirun (-m); valid: "
+            "trainer.devices=1 per sweep job (Hydra runs sweep jobs in one process, Lightning's DDP relaunch cannot "
+            "follow), or launch each multi-device job yourself (torchrun, SLURM, a W&B sweep agent)"
+        )
+    if str(cfg.trainer.strategy).startswith("fsdp") and (
+        cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()
+    ):
+        raise ConfigError(
+            f"trainer.strategy: {cfg.trainer.strategy} needs CUDA GPUs (Lightning's FSDP); valid: ddp, auto on this machine"
+        )
+    if cfg.sample.tokens < 0:
+        raise ConfigError(f"sample.tokens: {cfg.sample.tokens}; valid: >= 0")
+    if not cfg.sample.temperature > 0:
+        raise ConfigError(f"sample.temperature: {cfg.sample.temperature}; valid: > 0")
+    if cfg.sample.top_k is not None and cfg.sample.top_k < 1:
+        raise ConfigError(f"sample.top_k: {cfg.sample.top_k}; valid: >= 1, or null for all tokens")
+    if cfg.divergence.action not in ACTIONS:
+        raise ConfigError(f"divergence.action: {cfg.divergence.action!r}; valid: {', '.join(ACTIONS)}")
+    if cfg.divergence.max_skips < 1:
+        raise ConfigError(f"divergence.max_skips: {cfg.divergence.max_skips}; valid: >= 1")
+    check_checkpoint_config(cfg.checkpoint)
+    check_trainer(cfg)
+    model_spec(cfg)
+    dm = build_data(cfg)
+    check_net(cfg, dm)
+    return dm

@@ -1,0 +1,221 @@
+"""Everything that writes checkpoints: when (step-based, best, last), how (atomically), and what
+extra state goes in (the resolved config, the run id, RNG states).
+
+A checkpoint is Lightning's (weights, optimiser, LR scheduler, step/epoch loop state, callback and
+DataModule state) plus ``checkpoint["resblocks"]`` from :class:`RunState`. Resume reads it back
+through ``trainer.fit(ckpt_path=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from resblocks.errors import ConfigError
+
+from .atomic import TEMP_MARK, atomic_write, fsync_dir
+from .runs import LAST, META_KEY, RunPlan, safe_load
+
+
+STAGED = f"{TEMP_MARK}-staged"  # StepCheckpoint's files before they are published: .last.ckpt.tmp-staged
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written atomically (:func:`recipes.atomic.atomic_write`) and read back safely.
+
+    A run killed mid-write leaves the previous checkpoint intact, so ``resume=auto`` never meets a
+    truncated ``last.ckpt``; a failed write (e.g. ``ENOSPC``) raises a one-line
+    :class:`~recipes.atomic.WriteError` and leaves no partial file. Reading always uses
+    ``torch.load(weights_only=True)``: tensors and plain containers only, so opening a checkpoint
+    cannot run code, whatever ``weights_only`` Lightning passes.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__}.save_checkpoint takes no storage_options")
+        path = Path(path)
+        shown = path.with_name(path.name[1 : -len(STAGED)]) if path.name.endswith(STAGED) else path
+        atomic_write(path, lambda f: torch.save(checkpoint, f), "checkpoint", shown)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return safe_load(path, map_location=map_location or "cpu")
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch (CPU and CUDA) generator states, as tensors and plain types (``weights_only``-safe)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = {
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "gauss": float(gauss),
+    }
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        s = state["numpy"]
+        np.random.set_state(("MT19937", s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["gauss"]))
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_batch(seed: int, epoch: int, batch_idx: int, rank: int) -> None:
+    """Seed Python, NumPy and torch (all devices) from ``(seed, epoch, batch_idx, rank)`` (splitmix64)."""
+    from .data.windows import mix
+
+    s = mix(mix(mix(seed, epoch), batch_idx), rank)
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s % 2**63)
+
+
+class RunState(Callback):
+    """Puts the resolved config and the run id in every checkpoint, and saves/restores RNG states.
+
+    RNG states are restored when training (re)starts, after Lightning has restored everything else.
+    Each training batch also starts from its own seed (:func:`seed_batch`), so its randomness
+    (dropout, stochastic depth) is a function of ``(seed, epoch, batch, rank)``, not of what ran
+    before it: validation, or a DataLoader iterator made at an epoch's start, draw from the global
+    generators, and a run resumed from a checkpoint saved at such a point would otherwise drift.
+    """
+
+    def __init__(self, config: dict[str, Any], plan: RunPlan) -> None:
+        self.config, self.plan = config, plan
+        self._pending_rng: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "RunState"
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        checkpoint[META_KEY] = {"config": self.config, "run_id": self.plan.run_id, "run_dir": str(self.plan.run_dir)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending_rng = state_dict.get("rng")
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._pending_rng is not None:
+            set_rng_state(self._pending_rng)
+            self._pending_rng = None
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        seed_batch(int(self.config.get("seed", 0)), trainer.current_epoch, batch_idx, trainer.global_rank)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """Periodic checkpoints (every N steps, else every epoch), the newest ``keep`` kept, plus ``last.ckpt``.
+
+    Unlike a plain ``ModelCheckpoint``:
+
+    * ``last.ckpt`` is also written when training ends between two periodic saves, so
+      ``resume=auto`` after a finished run starts from its true final step;
+    * a save due at an epoch's last batch happens then, not at the next validation (Lightning
+      defers monitored saves to fresh metrics; ``step`` always is fresh);
+    * files are written *staged* (complete, under a hidden name) and published, i.e. renamed into
+      place, only once the step's metrics have been logged: at the next batch, the epoch's end or
+      the end of training. A run killed in between resumes from the previous checkpoint, whose
+      logged steps are all on disk, so the resumed log has neither gaps nor repeats
+      (:func:`recipes.tracking.rewind_logs` drops the rows past it). An exception discards them.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(save_on_train_epoch_end=True, **kwargs)
+        self._staged: list[tuple[Path, Path]] = []
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):  # FSDP writes folders: no staging
+            super()._save_checkpoint(trainer, filepath)
+            return
+        final = Path(filepath)
+        staged = final.with_name(f".{final.name}{STAGED}")
+        super()._save_checkpoint(trainer, str(staged))
+        self._staged.append((staged, final))
+
+    def publish(self, trainer: Any) -> None:
+        """Rename the staged files into place, ``last.ckpt`` first (resume reads it)."""
+        staged, self._staged = self._staged, []
+        if trainer.is_global_zero:
+            for tmp, final in sorted(staged, key=lambda s: s[1].name != LAST):
+                os.replace(tmp, final)
+            if staged:
+                fsync_dir(staged[0][1].parent)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self.publish(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self.publish(trainer)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        super().on_train_end(trainer, pl_module)
+        self.publish(trainer)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        staged, self._staged = self._staged, []
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def check_checkpoint_config(cfg: Any) -> None:
+    """One-line ``ConfigError`` for a bad ``CheckpointConfig`` (called by ``validate`` before anything is built)."""
+    if cfg.keep == 0 or cfg.keep < -1:
+        raise ConfigError(f"checkpoint.keep: {cfg.keep}; valid: >= 1, or -1 for all")
+    if cfg.mode not in ("min", "max"):
+        raise ConfigError(f"checkpoint.mode: {cfg.mode!r}; valid: min, max")
+    if cfg.every_n_steps is not None and cfg.every_n_steps < 1:
+        raise ConfigError(f"checkpoint.every_n_steps: {cfg.every_n_steps}; valid: >= 1, or null for every epoch")
+
+
+def checkpoint_callbacks(cfg: Any, ckpt_dir: Path) -> list[ModelCheckpoint]:
+    """``[best (if cfg.monitor), periodic + last]`` for a ``CheckpointConfig``."""
+    check_checkpoint_config(cfg)
+    steps = cfg.every_n_steps
+    periodic = StepCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step:08d}",
+        auto_insert_metric_name=False,
+        monitor="step",  # "keep the newest k" expressed as top-k by step
+        mode="max",
+        save_top_k=cfg.keep,
+        save_last=True,
+        every_n_train_steps=steps,
+        every_n_epochs=None if steps else 1,
+    )
+    callbacks: list[ModelCheckpoint] = []
+    if cfg.monitor:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="best-step{step:08d}",
+                auto_insert_metric_name=False,
+                monitor=cfg.monitor,
+                mode=cfg.mode,
+                save_top_k=1,
+                save_last=False,
+            )
+        )
+    return callbacks + [periodic]

@@ -1,0 +1,170 @@
+"""Typed schema of the training configuration, registered in Hydra's ConfigStore as ``train_schema``.
+
+The YAML files under ``conf/`` fill this schema; a key that is not in it, or a value of the wrong
+type, fails when the config is composed. ``model``, ``data`` and ``shortcut`` are open mappings
+whose option names are checked against the registries instead (``resblocks.MODELS``,
+``recipes.data``, ``resblocks.SHORTCUTS``), so every registered builder is reachable without a
+schema edit.
+
+The nested dataclasses are plain data: ``OmegaConf.to_object(cfg.optim)`` gives the
+:class:`~recipes.modules.optim.OptimizerSettings` the LightningModules take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from .modules.optim import OptimizerSettings, ScheduleSettings
+
+
+@dataclass
+class NormConfig:
+    """Norm placement for Transformer blocks (``post_ln``, ``pre_ln``, ``peri_ln``, ``res_post_ln``, ``none``)."""
+
+    placement: str = "pre_ln"
+    layer: str = "layernorm"  # layernorm | rmsnorm
+
+
+@dataclass
+class TrainerConfig:
+    """Keyword arguments of ``lightning.Trainer`` (same names and meaning)."""
+
+    accelerator: str = "auto"  # auto | cpu | gpu | mps
+    devices: Any = "auto"  # an int, a list of device ids, or "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | deepspeed ...
+    precision: str = "32-true"  # 32-true | bf16-mixed | bf16-true | 16-mixed
+    max_steps: int = -1
+    max_epochs: int | None = None
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str = "norm"
+    accumulate_grad_batches: int = 1
+    val_check_interval: Any = None  # int: every N train batches; float: fraction of an epoch
+    check_val_every_n_epoch: int | None = 1  # null with an int val_check_interval: count across epochs
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    num_sanity_val_steps: int | None = None
+    log_every_n_steps: int = 50
+    fast_dev_run: Any = False
+    deterministic: Any = None
+    benchmark: bool | None = None
+    sync_batchnorm: bool = False
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+    detect_anomaly: bool = False
+
+
+@dataclass
+class FSDPConfig:
+    """Settings used when ``trainer.strategy=fsdp`` (Lightning ``FSDPStrategy``)."""
+
+    sharding_strategy: str = "FULL_SHARD"  # FULL_SHARD | SHARD_GRAD_OP | HYBRID_SHARD | NO_SHARD
+    activation_checkpointing: bool = False  # recompute each residual sub-layer in the backward pass
+    state_dict_type: str = "full"  # full: one .ckpt file; sharded: a folder per checkpoint
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracker: ``wandb`` (default), ``csv``, ``tensorboard`` or ``none``."""
+
+    name: str = "wandb"
+    project: str = "resblocks"  # wandb
+    entity: str | None = None  # wandb
+    group: str | None = None  # wandb
+    tags: list[str] = field(default_factory=list)  # wandb
+    mode: str | None = None  # wandb: online | offline | disabled; null = online iff an API key is configured
+
+
+@dataclass
+class CheckpointConfig:
+    """Step-based checkpoints (with ``last.ckpt``) and the best one by ``monitor``."""
+
+    every_n_steps: int | None = None  # null: at the end of every epoch
+    keep: int = 1  # periodic checkpoints kept besides last.ckpt (-1: all)
+    monitor: str | None = "val/loss"  # null: no best checkpoint
+    mode: str = "min"  # min | max
+
+
+@dataclass
+class DivergenceConfig:
+    """What a non-finite loss or gradient does; checked every step, before the optimiser step."""
+
+    action: str = "stop"  # stop: end the run (exit 1), last good checkpoint kept | skip: drop the update | off
+    max_skips: int = 10  # skip: stop anyway after this many consecutive skipped steps
+    grad_norms: bool = False  # log per-layer gradient norms (grad_norm/<layer>) every log_every_n_steps
+
+
+@dataclass
+class TaskConfig:
+    """Loss options of the LightningModule."""
+
+    label_smoothing: float = 0.0  # classification (Szegedy et al. 2016)
+
+
+@dataclass
+class SampleConfig:
+    """Text sample printed after training a language model (nanoGPT ``sample.py``)."""
+
+    tokens: int = 500  # 0: no sample
+    prompt: str = "\n"
+    temperature: float = 0.8
+    top_k: int | None = 200
+
+
+@dataclass
+class TrainConfig:
+    """The whole run. Recipes (``conf/recipe/*.yaml``) set ``name`` and everything that differs."""
+
+    name: str = MISSING  # run name; the run directory is runs/<name> unless run_dir is set
+    seed: int = 0
+    run_dir: str = "runs/${name}"
+    resume: str | None = None  # null | auto | PATH to a .ckpt
+    overwrite: bool = False  # start afresh in a run_dir that already holds checkpoints (deletes them)
+    test: bool = False  # evaluate the best (else last) checkpoint on the test split after training
+    compile: bool = False  # torch.compile the network
+    float32_matmul_precision: str | None = None  # highest | high | medium (TF32 on Ampere+ GPUs)
+    model: dict[str, Any] = field(default_factory=dict)  # name + builder options (resblocks.MODELS)
+    data: dict[str, Any] = field(default_factory=dict)  # name + DataModule options (recipes.data)
+    shortcut: dict[str, Any] | None = None  # name + rule options (resblocks.SHORTCUTS); null = model default
+    norm: NormConfig | None = None  # null = model default
+    optim: OptimizerSettings = field(default_factory=OptimizerSettings)
+    sched: ScheduleSettings = field(default_factory=ScheduleSettings)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+    debug: bool = False  # Python tracebacks for configuration and data errors (also: RESBLOCKS_DEBUG=1)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def register_configs() -> None:
+    """Register the schema, and a ``model=NAME`` / ``shortcut=NAME`` option for every registered model
+    and shortcut rule without its own YAML.
+
+    Idempotent (ConfigStore replaces entries of the same name). ``conf/{model,shortcut}/*.yaml`` carry
+    the commented, curated options; every other registered name still works by name, with the
+    builder's defaults (add options with ``+model.KEY=...`` / ``+shortcut.KEY=...``).
+    """
+    import resblocks
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for group, registry in (("model", resblocks.MODELS), ("shortcut", resblocks.SHORTCUTS)):
+        curated = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+        for name in registry.names():
+            if name not in curated:
+                store.store(group=group, name=name, node={"name": name})
+
+
+register_configs()

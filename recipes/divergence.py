@@ -1,0 +1,185 @@
+"""Divergence: a non-finite loss or gradient stops the run (or skips the update) before it reaches the weights.
+
+:class:`DivergenceGuard` checks, after the backward pass and before the optimiser step, that the
+loss and every gradient are finite: one fused reduction and one host sync per step (and one
+boolean all-reduce under DDP, so every rank decides alike). On a non-finite value it finds where
+the value first appeared, by re-running the batch's forward pass with a finiteness hook on every
+module (the first module, in execution order, whose output is not finite), or, when the forward
+pass is finite, the non-finite gradient nearest the output; then
+
+* ``stop`` (default) raises :class:`DivergenceError`, one line with the step and the place. The
+  weights never received the bad update and no checkpoint is written after it, so the last
+  checkpoint is the last good one;
+* ``skip`` drops the update (no parameter changes; the step counter and LR schedule advance),
+  prints one line, and stops as above after ``max_skips`` consecutive skips.
+
+With mixed precision's gradient scaler (``16-mixed``), infinite gradients are the scaler's business
+(it skips those steps itself); only the loss is checked. ``grad_norms=True`` logs the L2 norm of
+each layer's gradient, ``grad_norm/<layer>``, at the logging steps: where a spike starts shows
+which layer drives a divergence.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+ACTIONS = ("stop", "skip", "off")
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or gradient; the message is one line with the step and the place."""
+
+
+def _finite(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def first_nonfinite_output(net: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Re-run ``net(*args, **kwargs)`` (no grad, RNG untouched) and name the first module whose output is not finite."""
+    found: list[str] = []
+
+    def check(name: str, module: nn.Module):
+        def hook(_: nn.Module, __: Any, output: Any) -> None:
+            tensors = [output] if isinstance(output, torch.Tensor) else [
+                o for o in (output if isinstance(output, (tuple, list)) else ()) if isinstance(o, torch.Tensor)
+            ]
+            if not found and any(t.is_floating_point() and not _finite(t) for t in tensors):
+                bad_params = [n for n, p in module.named_parameters(recurse=False) if not _finite(p)]
+                found.append(f"{name or 'net'} ({type(module).__name__})" + (
+                    f", whose {', '.join(bad_params)} is not finite" if bad_params else ""))
+        return hook
+
+    handles = [m.register_forward_hook(check(n, m)) for n, m in net.named_modules()]
+    try:
+        with torch.no_grad(), torch.random.fork_rng():
+            net(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else None
+
+
+def layer_grad_norms(named_grads: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """L2 norm of the gradient of each layer (parameters grouped by their module) and in total."""
+    norms = torch._foreach_norm([g for _, g in named_grads])
+    squares: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=norms[0].device))
+    for (name, _), norm in zip(named_grads, norms):
+        squares[name.rpartition(".")[0] or name] += norm.float() ** 2
+    out = {f"grad_norm/{layer}": sq.sqrt() for layer, sq in squares.items()}
+    out["grad_norm/total"] = torch.stack(list(squares.values())).sum().sqrt()
+    return out
+
+
+class DivergenceGuard(Callback):
+    """Checks loss and gradients every step; see the module docstring.
+
+    Args:
+        action: ``stop``, ``skip`` or ``off`` (no check; ``grad_norms`` still works).
+        max_skips: with ``skip``, consecutive skipped steps after which the run stops anyway.
+        grad_norms: log per-layer gradient norms at the logging steps.
+    """
+
+    def __init__(self, action: str = "stop", max_skips: int = 10, grad_norms: bool = False) -> None:
+        if action not in ACTIONS:
+            raise ValueError(f"divergence.action: {action!r}; valid: {', '.join(ACTIONS)}")
+        self.action, self.max_skips, self.grad_norms = action, max_skips, grad_norms
+        self.skipped = 0  # consecutive skipped steps
+        self._loss_ok: torch.Tensor | None = None
+        self._loss: torch.Tensor | None = None
+        self._inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._handle: Any = None
+
+    # -- what the step saw: the net's inputs (references, no copy) and the loss (no sync)
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.action != "off" and isinstance(getattr(pl_module, "net", None), nn.Module):
+            self._handle = pl_module.net.register_forward_pre_hook(self._remember, with_kwargs=True)
+
+    def _remember(self, _: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if torch.is_grad_enabled():  # training forward passes only, not validation
+            self._inputs = (args, kwargs)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self._release()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle, self._inputs = None, None
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._loss_ok = None
+
+    def on_before_backward(self, trainer: Any, pl_module: Any, loss: torch.Tensor) -> None:
+        ok = torch.isfinite(loss.detach()).all()
+        self._loss_ok = ok if self._loss_ok is None else self._loss_ok & ok  # gradient accumulation
+        self._loss = loss.detach()
+
+    # -- the check, between backward and the optimiser step
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: torch.optim.Optimizer) -> None:
+        named = [(n.removeprefix("net."), p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
+        if self.grad_norms and named and (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
+            pl_module.log_dict(layer_grad_norms(named), on_step=True, on_epoch=False)
+        if self.action == "off":
+            return
+        ok = self._loss_ok if self._loss_ok is not None else torch.ones((), dtype=torch.bool)
+        scaler = getattr(trainer.strategy.precision_plugin, "scaler", None)
+        if named and scaler is None:
+            ok = ok.to(named[0][1].device) & torch.stack(torch._foreach_norm([g for _, g in named])).isfinite().all()
+        bad = not bool(ok)  # the one host sync of the check
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            self.skipped = 0
+            return
+        kind, place = self._describe(pl_module, named)
+        what = f"divergence: {kind} at step {trainer.global_step}"
+        if self.action == "skip" and self.skipped < self.max_skips:
+            self.skipped += 1
+            optimizer.zero_grad(set_to_none=True)  # optimisers skip parameters without a gradient
+            if trainer.is_global_zero:
+                print(f"{what}; {place}; update skipped ({self.skipped}/{self.max_skips})", flush=True)
+            return
+        after = f" after {self.skipped} skipped steps" if self.skipped else ""
+        raise DivergenceError(
+            f"{what}{after}; {place}; run stopped, {self._last_checkpoint(trainer)} "
+            "(see docs/reliability.md: lower the LR, clip gradients, divergence.grad_norms=true to see the layers)"
+        )
+
+    def _describe(self, pl_module: Any, named: list[tuple[str, torch.Tensor]]) -> tuple[str, str]:
+        """``(what is non-finite, where it first appeared)``."""
+        loss = self._loss
+        if loss is not None and not _finite(loss):
+            where, net = None, getattr(pl_module, "net", None)
+            # SyncBatchNorm communicates in forward: a re-run on some ranks only would hang the others.
+            synced = isinstance(net, nn.Module) and pl_module.trainer.world_size > 1 and any(isinstance(m, nn.SyncBatchNorm) for m in net.modules())
+            if self._inputs is not None and isinstance(net, nn.Module) and not synced:
+                where = first_nonfinite_output(net, *self._inputs)
+            place = (
+                f"first non-finite output in {where}"
+                if where
+                else "the network's outputs are finite on a re-run of the forward pass (check the targets, or "
+                "randomness such as dropout)"
+            )
+            return f"non-finite loss ({float(loss):g})", place
+        bad = [n for n, g in reversed(named) if not _finite(g)]  # reversed: the backward pass's order
+        first = bad[0] if bad else "?"
+        value = f"{float(loss):.4g}" if loss is not None else "?"
+        return f"non-finite gradient (loss {value})", f"first in {first} ({len(bad)} of {len(named)} parameters)"
+
+    @staticmethod
+    def _last_checkpoint(trainer: Any) -> str:
+        from pathlib import Path
+
+        paths = [Path(p) for c in trainer.checkpoint_callbacks if (p := getattr(c, "last_model_path", ""))]
+        found = [p for p in paths if p.exists()]
+        return f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"

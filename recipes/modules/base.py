@@ -1,0 +1,61 @@
+"""The part every task module shares: the network, the optimiser and the LR schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+from torch import nn
+
+from .optim import OptimizerSettings, ScheduleSettings, configure_optimizers
+
+NetOrFactory = nn.Module | Callable[[], nn.Module]
+
+
+class ResidualTaskModule(pl.LightningModule):
+    """Wraps a pure-PyTorch ``net`` (any ``resblocks`` model, or your own) for Lightning.
+
+    Args:
+        net: the network, or a zero-argument callable that builds it. A callable is called in
+            :meth:`configure_model`, i.e. after the DataModule's ``setup`` (so sizes that come
+            from the data are known) and, under FSDP, inside the sharding context.
+        optim: optimiser and its hyper-parameters (``OptimizerSettings()``: AdamW, lr 1e-3).
+        sched: per-step LR schedule (``ScheduleSettings()``: constant).
+    """
+
+    def __init__(
+        self,
+        net: NetOrFactory,
+        optim: OptimizerSettings | None = None,
+        sched: ScheduleSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self._net_factory: Callable[[], nn.Module] | None = None
+        if isinstance(net, nn.Module):
+            self.net: nn.Module | None = net
+        else:
+            self.net, self._net_factory = None, net
+        self.optim = optim or OptimizerSettings()
+        self.sched = sched or ScheduleSettings()
+
+    def configure_model(self) -> None:
+        if self.net is None and self._net_factory is not None:
+            self.net = self._net_factory()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.net(*args, **kwargs)
+
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole run (the cosine horizon when ``sched.total_steps`` is unset)."""
+        return self.sched.total_steps or int(self.trainer.estimated_stepping_batches)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return configure_optimizers(self.net, self.optim, self.sched, self.total_steps())
+
+    # Sizes of a batch, for the throughput monitor (override for other batch layouts).
+    def batch_samples(self, batch: Any) -> int:
+        return int(batch[0].shape[0])
+
+    def batch_tokens(self, batch: Any) -> int | None:
+        return None

@@ -1,0 +1,137 @@
+"""Optimisers, weight-decay parameter groups and step-based LR schedules (plain data, no Hydra).
+
+* SGD with momentum and step / multi-step decay: the ResNet paper's schedule
+  (He et al. 2016, arXiv 1512.03385, §4.2: lr 0.1, /10 at 32k and 48k iterations).
+* AdamW with linear warm-up and cosine decay to ``min_lr`` (nanoGPT's ``get_lr``).
+
+Weight decay applies to matrices and conv kernels only: norm layers, biases, residual scalars
+(any parameter with fewer than 2 dims) and the names a module lists in ``no_weight_decay()``
+(timm's convention, used by :class:`resblocks.Shortcut` rules and e.g. position embeddings)
+get none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from resblocks.errors import ConfigError
+from resblocks.norms import is_norm
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "multistep", "step")
+
+
+@dataclass
+class OptimizerSettings:
+    """Which optimiser and its hyper-parameters."""
+
+    name: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
+    eps: float = 1e-8  # adamw
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"optim.name: unknown optimiser {self.name!r}; valid: {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:  # also refuses nan
+            raise ConfigError(f"optim.lr: {self.lr}; valid: > 0")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"optim.weight_decay: {self.weight_decay}; valid: >= 0")
+        if len(self.betas) != 2:
+            raise ConfigError(f"optim.betas: {list(self.betas)}; valid: two numbers, e.g. [0.9, 0.99]")
+
+
+@dataclass
+class ScheduleSettings:
+    """Learning-rate schedule, in optimiser steps (warm-up applies to every schedule)."""
+
+    name: str = "constant"  # constant | cosine | multistep | step
+    warmup_steps: int = 0  # linear warm-up: lr * (step + 1) / (warmup_steps + 1)
+    min_lr: float = 0.0  # cosine: the LR reached at total_steps and kept after
+    total_steps: int | None = None  # cosine horizon; None = the trainer's total steps
+    milestones: list[int] = field(default_factory=list)  # multistep: lr *= gamma at each
+    step_size: int = 0  # step: lr *= gamma every step_size steps
+    gamma: float = 0.1  # multistep / step decay factor
+
+    def __post_init__(self) -> None:
+        if self.name not in SCHEDULES:
+            raise ConfigError(f"sched.name: unknown schedule {self.name!r}; valid: {', '.join(SCHEDULES)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"sched.warmup_steps: {self.warmup_steps}; valid: >= 0")
+        if self.name == "step" and self.step_size < 1:
+            raise ConfigError(f"sched.step_size: {self.step_size}; valid: >= 1 with sched.name=step")
+        if self.name == "multistep" and list(self.milestones) != sorted(self.milestones):
+            raise ConfigError(f"sched.milestones: {list(self.milestones)}; valid: increasing step numbers")
+
+
+def lr_at(step: int, base_lr: float, sched: ScheduleSettings, total_steps: int) -> float:
+    """The learning rate used for optimiser step ``step`` (0-based)."""
+    if step < sched.warmup_steps:
+        return base_lr * (step + 1) / (sched.warmup_steps + 1)
+    if sched.name == "cosine":
+        horizon = sched.total_steps or total_steps
+        if step >= horizon:
+            return sched.min_lr
+        ratio = (step - sched.warmup_steps) / max(1, horizon - sched.warmup_steps)
+        return sched.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (base_lr - sched.min_lr)
+    if sched.name == "multistep":
+        return base_lr * sched.gamma ** sum(step >= m for m in sched.milestones)
+    if sched.name == "step":
+        return base_lr * sched.gamma ** (step // sched.step_size)
+    return base_lr
+
+
+def no_weight_decay_names(model: nn.Module) -> set[str]:
+    """Names of parameters that get no weight decay (see the module docstring)."""
+    names: set[str] = set()
+    for prefix, module in model.named_modules():
+        dot = f"{prefix}." if prefix else ""
+        if is_norm(module):
+            names.update(dot + n for n, _ in module.named_parameters(recurse=False))
+        listed = getattr(module, "no_weight_decay", None)
+        if callable(listed):
+            names.update(dot + n for n in listed())
+    names.update(n for n, p in model.named_parameters() if p.ndim < 2)
+    return names
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW/SGD groups: decayed matrices and undecayed rest (empty groups dropped)."""
+    skip = no_weight_decay_names(model)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if name in skip else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, optim: OptimizerSettings) -> torch.optim.Optimizer:
+    groups = param_groups(model, optim.weight_decay)
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, base_lr: float, sched: ScheduleSettings, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step ``LambdaLR`` following :func:`lr_at` (step it after every optimiser step)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, base_lr, sched, total_steps) / base_lr)
+
+
+def configure_optimizers(
+    model: nn.Module, optim: OptimizerSettings, sched: ScheduleSettings, total_steps: int
+) -> dict[str, Any]:
+    """What ``LightningModule.configure_optimizers`` returns: the optimiser and a per-step schedule."""
+    optimizer = build_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim.lr, sched, total_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -1,0 +1,63 @@
+"""The end-of-run summary: printed to the console and written to ``<run_dir>/summary.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    name: str
+    run_dir: str
+    run_id: str
+    steps: int
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    tracker: str | None = None  # where the logger writes (W&B URL / folder, CSV file)
+    resumed_from: str | None = None
+    sample: str | None = None
+
+    def metric(self, key: str | None) -> float | None:
+        return self.metrics.get(key) if key else None
+
+    def format(self) -> str:
+        minutes, seconds = divmod(round(self.seconds), 60)
+        lines = [f"== {self.name}: {self.steps} steps in {minutes}m{seconds:02d}s (run id {self.run_id}) =="]
+        shown = {k: v for k, v in sorted(self.metrics.items()) if not k.startswith(("perf/", "lr"))}
+        for stage in ("train", "val", "test"):
+            row = [f"{k.split('/', 1)[1]} {_fmt(v)}" for k, v in shown.items() if k.startswith(stage + "/")]
+            if row:
+                lines.append(f"{stage:>5}: " + "  ".join(row))
+        if self.best_checkpoint:
+            lines.append(f" best: {self.best_checkpoint}")
+        if self.last_checkpoint:
+            lines.append(f" last: {self.last_checkpoint}")
+        lines.append(f"  run: {self.run_dir}" + (f" (resumed from {self.resumed_from})" if self.resumed_from else ""))
+        if self.tracker:
+            lines.append(f"  log: {self.tracker}")
+        if self.sample is not None:
+            lines += ["sample:", self.sample]
+        return "\n".join(lines)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if math.isfinite(v) and abs(v) < 1e5 else f"{v:.3e}"
+
+
+def collect_metrics(callback_metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in callback_metrics.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out

@@ -1,0 +1,193 @@
+"""Train a recipe: ``python -m recipes.train recipe=NAME [group=option ...] [key=value ...]``.
+
+``--help`` lists the recipes and every group's options; ``docs/training.md`` has the whole story.
+Exit status: 0 done, 2 bad configuration (one line, no traceback, nothing built yet), 1 failure
+(bad data, divergence, a checkpoint that cannot be written: one line too). ``debug=true`` or
+``RESBLOCKS_DEBUG=1`` shows the Python traceback instead. See ``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from resblocks.errors import ConfigError
+
+from . import config as _config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
+from .build import build_module, plain, validate
+from .cli_errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, config_error_line, debug_requested
+from .runs import RunPlan, check_resumable, launch_rank, plan_run
+from .summary import RunSummary, collect_metrics
+from .tracking import redact_secrets
+
+_task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
+
+
+def build_trainer(cfg: DictConfig, plan: RunPlan, callbacks: Sequence[Any], logger: Any) -> Any:
+    """``lightning.Trainer`` from ``cfg.trainer``; FSDP shards per residual sub-layer (``cfg.fsdp``)."""
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from omegaconf import OmegaConf
+
+    from .checkpointing import AtomicCheckpointIO
+
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    plugins: list[Any] = []
+    if kwargs["strategy"] == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        from resblocks import Residual
+
+        kwargs["strategy"] = FSDPStrategy(
+            auto_wrap_policy={Residual},
+            activation_checkpointing_policy={Residual} if cfg.fsdp.activation_checkpointing else None,
+            sharding_strategy=cfg.fsdp.sharding_strategy,
+            state_dict_type=cfg.fsdp.state_dict_type,
+        )
+    elif kwargs["strategy"] in ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "single_device"):
+        plugins.append(AtomicCheckpointIO())
+    try:
+        return pl.Trainer(
+            **kwargs, default_root_dir=str(plan.run_dir), callbacks=list(callbacks), logger=logger, plugins=plugins
+        )
+    except (ValueError, TypeError, MisconfigurationException) as e:  # Lightning's own checks of trainer.* values
+        raise ConfigError(f"trainer: {' '.join(str(e).split())}") from e
+
+
+def _tracker_info(logger: Any) -> str | None:
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    if getattr(logger, "failure", None):  # a FallbackLogger whose W&B failed
+        return f"{_tracker_info(logger.fallback)} (W&B failed {logger.failure})"
+    logger = getattr(logger, "primary", logger)
+    if isinstance(logger, WandbLogger):
+        run = logger.experiment
+        if getattr(run, "offline", False) or getattr(run.settings, "mode", "") == "offline":
+            folder = str(Path(run.dir).parent)  # run.dir is <offline-run-...>/files
+            return f"W&B offline: {folder} (upload: wandb sync {folder})"
+        return f"W&B: {getattr(run, 'url', None) or run.id}"
+    if isinstance(logger, CSVLogger):
+        return f"CSV: {Path(logger.log_dir) / 'metrics.csv'}"
+    return getattr(logger, "log_dir", None) if logger else None
+
+
+def train(cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = ()) -> RunSummary:
+    """Validate ``cfg``, then train (resuming per ``cfg.resume``), evaluate and summarise.
+
+    ``callbacks`` are extra Lightning callbacks (tests use them to observe a run).
+    """
+    dm = validate(cfg, multirun=multirun)  # raises ConfigError before any data or model is built
+    plan = plan_run(cfg.run_dir, cfg.resume, cfg.overwrite)
+    resolved = redact_secrets(plain(cfg))  # what logs, checkpoints and summaries see
+    check_resumable(plan.stored_config, resolved)
+
+    import lightning.pytorch as pl
+    import torch
+
+    from .callbacks import TrainingMonitor
+    from .checkpointing import RunState, checkpoint_callbacks
+    from .divergence import DivergenceGuard
+    from .tracking import build_logger, finish, rewind_logs
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.float32_matmul_precision:
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    module = build_module(cfg, dm)
+    if launch_rank() == 0:
+        rewind_logs(plan.run_dir, plan.start_step)  # rows a killed attempt logged past the checkpoint
+    logger = build_logger(
+        cfg.logger, plan.run_dir, plan.run_id, cfg.name, announce=launch_rank() == 0, start_step=plan.start_step
+    )
+    monitor = TrainingMonitor()
+    ckpts = checkpoint_callbacks(cfg.checkpoint, plan.ckpt_dir)
+    guard = DivergenceGuard(cfg.divergence.action, cfg.divergence.max_skips, cfg.divergence.grad_norms)
+    trainer = build_trainer(cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *callbacks], logger)
+    if logger:
+        logger.log_hyperparams(resolved)
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=plan.ckpt_path, weights_only=True)
+        if monitor.last_val_step != trainer.global_step and any(trainer.num_val_batches) and not trainer.fast_dev_run:
+            trainer.validate(module, datamodule=dm, verbose=False)  # report metrics of the final weights
+        metrics = collect_metrics(trainer.callback_metrics)
+        if cfg.test:
+            for result in trainer.test(module, datamodule=dm, verbose=False):
+                metrics.update(collect_metrics(result))
+        best = next(
+            (c.best_model_path for c in ckpts if c.monitor == cfg.checkpoint.monitor and c.best_model_path), None
+        )
+        best, last = (p if p and Path(p).exists() else None for p in (best, ckpts[-1].last_model_path))
+        summary = RunSummary(
+            name=cfg.name, run_dir=str(plan.run_dir), run_id=plan.run_id, steps=trainer.global_step,
+            seconds=time.perf_counter() - start, metrics=metrics, best_checkpoint=best, last_checkpoint=last,
+            tracker=_tracker_info(logger) if trainer.is_global_zero else None,
+            resumed_from=str(plan.ckpt_path) if plan.ckpt_path else None,
+        )  # fmt: skip
+        if trainer.is_global_zero:
+            if cfg.sample.tokens and hasattr(module, "sample") and cfg.trainer.strategy != "fsdp":
+                s = cfg.sample
+                summary.sample = module.sample(
+                    s.prompt, s.tokens, temperature=s.temperature, top_k=s.top_k, seed=cfg.seed
+                )
+            summary.write(plan.run_dir / "summary.json")
+            print(summary.format(), flush=True)
+        return summary
+    finally:
+        finish(logger)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    global _task_started
+    _task_started = True
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from recipes.data import DataError, DataNotFoundError
+
+    from .atomic import WriteError
+    from .divergence import DivergenceError
+
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        cfg.run_dir = hydra_cfg.runtime.output_dir  # runs/<name>-multirun/<overrides>: one folder per job
+    debug = bool(cfg.get("debug")) or debug_requested([])
+    try:
+        summary = train(cfg, multirun=multirun)
+    except (ConfigError, DataNotFoundError, DataError, DivergenceError, WriteError) as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(CONFIG_EXIT if isinstance(e, (ConfigError, DataNotFoundError)) else FAILURE_EXIT)
+    return summary.metric(cfg.checkpoint.monitor)  # the objective for Hydra sweepers
+
+
+def main() -> None:
+    """The command line: Hydra composes the config; a bad one ends in one line and exit status 2."""
+    debug = debug_requested(sys.argv[1:])
+    os.environ[DEBUG_ENV] = "1" if debug else "0"  # the task (and DDP's relaunched ranks) decide alike
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them; we report them
+    try:
+        _hydra_main()
+    except SystemExit as e:
+        # Hydra reports some argument errors itself and exits 1: those are config errors too.
+        if e.code == 1 and not _task_started:
+            raise SystemExit(CONFIG_EXIT) from None
+        raise
+    except Exception as e:
+        if _task_started or debug:
+            raise
+        print(f"error: {config_error_line(e)}", file=sys.stderr, flush=True)
+        sys.exit(CONFIG_EXIT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Reliability 4: a bad config fails before any data is loaded or model built: one line naming the key, the bad
+value and the valid choices, exit status 2, no traceback unless asked for; random overrides never escape that.
+
+The entry point (``recipes.train.main``) runs in this process with ``plan_run`` (the first step after the
+checks) replaced by a stop, so a valid config ends there without training.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import recipes.train
+import resblocks
+from recipes.data import dataset_names
+
+
+class Valid(Exception):
+    """Raised instead of planning the run: the config passed every check."""
+
+
+@pytest.fixture
+def entry(monkeypatch, tmp_path, capsys):
+    """``entry(*overrides) -> (exit status, stderr lines)``; status 0 means the config was valid."""
+    monkeypatch.chdir(tmp_path)  # Hydra writes runs/<name>/.hydra here
+    monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")  # conf/ relative to recipes/train.py, as under `python -m`
+    monkeypatch.setattr(recipes.train, "plan_run", lambda *a, **k: (_ for _ in ()).throw(Valid()))
+
+    def call(*overrides: str) -> tuple[int, list[str]]:
+        for var in ("RESBLOCKS_DEBUG", "HYDRA_FULL_ERROR"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setattr(recipes.train, "_task_started", False)
+        monkeypatch.setattr(sys, "argv", ["recipes.train", *overrides])
+        capsys.readouterr()
+        try:
+            recipes.train.main()
+        except Valid:
+            return 0, capsys.readouterr().err.splitlines()
+        except SystemExit as e:
+            return int(e.code or 0), capsys.readouterr().err.splitlines()
+        raise AssertionError("main() returned without planning the run")
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["recipe=imagenet_resnet5"], "recipe: unknown option 'imagenet_resnet5'; valid: cifar10_preact_resnet164, "),
+        (["model=resnet5"], "model: unknown option 'resnet5'; valid: cifar_resnet"),
+        (["shortcut=laurel"], "shortcut: unknown option 'laurel'; valid: decayed, "),
+        (["norm=pre_layernorm"], "norm: unknown option 'pre_layernorm'; valid: none, peri_ln, post_ln"),
+        (["norm.layer=batchnorm2"], "norm_layer: unknown name 'batchnorm2'; valid: "),
+        (["data=cifar11"], "data: unknown option 'cifar11'; valid: cifar10, cifar100"),
+        (["+model.widht=3"], "model.widht: unknown option for model 'gpt_nano'; valid options: "),
+        (["trainer.max_stesp=3"], "trainer.max_stesp: unknown key; valid: accelerator, devices"),
+        (["trainer.max_steps=many"], "trainer.max_steps: Value 'many' of type 'str' could not be converted to Integer; "
+                                     "valid: a value of type Integer"),
+        (["data.batch_size=abc"], "data: option of the wrong type for 'shakespeare'"),
+        (["+model.heads=5"], "heads: dim 128 is not divisible by heads 5; valid: a divisor of dim"),
+        (["shortcut=decayed", "shortcut.alpha_min=0"], "shortcut.alpha_min: 0 outside (0, 1]; valid: 0 < alpha_min <= 1"),
+        (["shortcut=decayed", "shortcut.alpha_min=1.5"], "shortcut.alpha_min: 1.5 outside (0, 1]"),
+        (["shortcut=laurel_lr", "shortcut.rank=129"], "shortcut.rank: 129 with width 128; valid: 1 <= rank <= 128"),
+        (["shortcut=laurel_pa", "shortcut.k=0"], "shortcut.k: 0; valid: an integer >= 1"),
+        (["recipe=fmnist_resnet20", "norm=post_ln"], "norm: model 'cifar_resnet20' has no norm placement; valid: "),
+        (["trainer.accelerator=gpu", "trainer.devices=64"], "trainer.devices: 64 with trainer.accelerator=gpu, but this "),
+        (["optim.lr=nan"], "optim.lr: nan; valid: > 0"),
+        (["checkpoint.keep=0"], "checkpoint.keep: 0; valid: >= 1, or -1 for all"),
+        (["sample.temperature=0"], "sample.temperature: 0.0; valid: > 0"),
+        (["divergence.action=ignore"], "divergence.action: 'ignore'; valid: stop, skip, off"),
+        (["trainer.max_steps=-5"], "trainer.max_steps: -5; valid: >= -1"),
+        (["trainer.strategy=dpp"], "trainer: You selected an invalid strategy name: `strategy='dpp'`"),  # Lightning's
+        (["+model.dim=[1,"], "override: no viable alternative at input '[1,'; valid: key=value"),
+    ],
+)
+def test_bad_config_is_one_line_with_exit_status_2(entry, overrides, expected):
+    code, err = entry(*overrides)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {expected}"), err[0]
+    assert "valid" in err[0] or "trainer: " in err[0]  # Lightning's own words for trainer.* say what is valid
+
+
+def test_nothing_is_built_or_written_before_the_checks(entry, tmp_path, monkeypatch):
+    import recipes.build
+
+    built = []
+    monkeypatch.setattr(recipes.build, "build_module", lambda *a: built.append(a))
+    assert entry("shortcut=laurel_lr", "shortcut.rank=999")[0] == 2
+    assert not built and not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("run_id"))
+
+
+def test_debug_shows_the_traceback(entry, monkeypatch):
+    from resblocks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^shortcut\.rank: 999"):  # raised, so Python prints the traceback
+        entry("shortcut=laurel_lr", "shortcut.rank=999", "debug=true")
+    monkeypatch.setenv("RESBLOCKS_DEBUG", "1")
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException):
+        monkeypatch.setattr(recipes.train, "_task_started", False)
+        monkeypatch.setattr(sys, "argv", ["recipes.train", "recipe=nope"])
+        recipes.train.main()
+
+
+# ----------------------------------------------------------------------------- random overrides
+
+KEYS = [
+    "seed", "resume", "overwrite", "test", "compile", "float32_matmul_precision",
+    "optim.name", "optim.lr", "optim.weight_decay", "optim.betas", "optim.momentum",
+    "sched.name", "sched.warmup_steps", "sched.min_lr", "sched.total_steps", "sched.milestones", "sched.step_size",
+    "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.precision", "trainer.max_steps",
+    "trainer.max_epochs", "trainer.gradient_clip_val", "trainer.accumulate_grad_batches", "trainer.val_check_interval",
+    "trainer.limit_train_batches", "trainer.log_every_n_steps", "trainer.deterministic", "trainer.num_nodes",
+    "logger.name", "logger.mode", "logger.tags", "checkpoint.every_n_steps", "checkpoint.keep", "checkpoint.monitor",
+    "checkpoint.mode", "divergence.action", "divergence.max_skips", "sample.tokens", "sample.temperature",
+    "sample.top_k", "task.label_smoothing", "norm.placement", "norm.layer", "fsdp.sharding_strategy",
+    "+model.depth", "+model.dim", "+model.heads", "+model.dropout", "+model.bias", "+model.mlp_ratio", "+model.nope",
+    "data.batch_size", "data.block_size", "+data.tokenizer", "+data.vocab_size", "+data.val_fraction", "+data.nope",
+    "shortcut.rank", "shortcut.alpha_min", "shortcut.k", "+shortcut.rank", "+shortcut.alpha_min", "+shortcut.k",
+    "nope", "trainer.nope", "optim.nope",
+]  # fmt: skip  (no run_dir, name, data.path, hydra.*: Hydra makes folders from them; no debug: it raises)
+GROUPS = {
+    "recipe": ["shakespeare_gpt", "fmnist_resnet20", "fmnist_vit", "shakespeare_genre", "cifar10_resnet56"],
+    "model": resblocks.MODELS.names(),
+    "shortcut": resblocks.SHORTCUTS.names(),
+    "norm": ["pre_ln", "post_ln", "peri_ln", "res_post_ln", "none"],
+    "data": dataset_names(),
+    "trainer": ["cpu", "debug", "default", "gpu", "ddp", "fsdp"],
+    "logger": ["csv", "none", "wandb", "tensorboard"],
+}
+WORDS = ["auto", "cpu", "gpu", "adamw", "sgd", "cosine", "max", "min", "stop", "skip", "bf16-mixed", "16-mixed",
+         "layernorm", "rmsnorm", "offline", "online", "val/loss", "abc", "", "-", "[]", "{}", "[1,2]", "x=y", "${nope}"]  # fmt: skip
+VALUES = st.one_of(
+    st.integers(-5, 100).map(str),
+    st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
+    st.sampled_from(["true", "false", "null", *WORDS]),
+    st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=6),
+)
+OVERRIDE = st.one_of(
+    st.tuples(st.sampled_from(KEYS), VALUES).map("=".join),
+    st.sampled_from(sorted(GROUPS)).flatmap(
+        lambda g: st.one_of(st.sampled_from(GROUPS[g]), st.sampled_from(WORDS)).map(lambda v: f"{g}={v}")
+    ),
+)
+
+
+@pytest.mark.timeout(300)
+@settings(max_examples=30, deadline=timedelta(seconds=30), derandomize=False,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@given(overrides=st.lists(OVERRIDE, min_size=1, max_size=4))
+def test_random_overrides_never_escape_as_a_traceback(entry, overrides):
+    code, err = entry(*overrides)
+    if code == 0:  # a valid config reached the run: no error output at all
+        assert not any(line.startswith("error:") for line in err), err
+        return
+    assert code == 2, (overrides, code, err)
+    errors = [line for line in err if line.startswith("error: ")]
+    assert len(errors) == 1 and not any("Traceback" in line for line in err), (overrides, err)

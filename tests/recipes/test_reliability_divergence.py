@@ -1,0 +1,82 @@
+"""Reliability 3: a non-finite loss or gradient stops the run (or skips the update) with one line giving the step
+and where it first appeared, and the last checkpoint is the last good one. The NaN/inf is injected."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from recipe_helpers import compose, csv_rows, tiny
+from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (a fixture)
+
+from recipes.divergence import DivergenceError
+
+BLOCK = "stack.blocks.0.mlp.branch"  # the module that goes bad: the first MLP branch of resblocks' GPT
+
+
+class InjectAt(Callback):
+    """From training step ``step`` on (``once``: at that step only), the output of ``net.<module>`` becomes NaN,
+    or (``grad=True``) the gradient of its first parameter becomes inf while the loss stays finite."""
+
+    def __init__(self, step: int, module: str = BLOCK, once: bool = False, grad: bool = False) -> None:
+        self.step, self.module, self.once, self.grad = step, module, once, grad
+        self.handles: list = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+        if trainer.global_step == self.step or (trainer.global_step > self.step and not self.once):
+            target = pl_module.net.get_submodule(self.module)
+            if self.grad:
+                param = next(target.parameters())
+                self.handles.append(param.register_hook(lambda g: g * math.inf))
+            else:
+                self.handles.append(target.register_forward_hook(lambda m, i, out: out * math.nan))
+
+
+def run(tiny_data, run_dir, *extra, inject):
+    from recipes.train import train
+
+    steps = ["trainer.max_steps=8", "checkpoint.every_n_steps=2", "trainer.val_check_interval=8",
+             "trainer.log_every_n_steps=1", "checkpoint.monitor=null"]  # fmt: skip
+    return train(compose(tiny("shakespeare_gpt", tiny_data, run_dir, *TINY_GPT, *steps, *extra)), callbacks=[inject])
+
+
+def test_nan_loss_stops_the_run_naming_the_step_and_the_layer(tiny_data, tmp_path, one_thread):
+    with pytest.raises(DivergenceError) as info:
+        run(tiny_data, tmp_path, inject=InjectAt(5))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("divergence: non-finite loss (nan) at step 5; first non-finite output in ")
+    assert f"first non-finite output in {BLOCK} (Mlp);" in message  # not its inputs' modules, not the later ones
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4 and f"last good checkpoint: {tmp_path / 'checkpoints' / 'last.ckpt'}" in message
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())  # the bad update never happened
+    assert max(int(r["step"]) for r in csv_rows(tmp_path) if r.get("train/loss")) == 4  # nothing trained past it
+
+
+def test_nan_gradient_names_the_parameter(tiny_data, tmp_path, one_thread):
+    with pytest.raises(DivergenceError, match=rf"^divergence: non-finite gradient \(loss [0-9.]+\) at step 3; first in "
+                       rf"{BLOCK}\.fc1\.weight \(1 of \d+ parameters\)"):  # fmt: skip
+        run(tiny_data, tmp_path, inject=InjectAt(3, grad=True))
+
+
+def test_skip_drops_the_bad_update_and_goes_on(tiny_data, tmp_path, capsys, one_thread):
+    summary = run(tiny_data, tmp_path, "divergence.action=skip", "divergence.grad_norms=true",
+                  inject=InjectAt(3, once=True))  # fmt: skip
+    assert summary.steps == 8
+    skipped = [line for line in capsys.readouterr().out.splitlines() if line.startswith("divergence:")]
+    assert len(skipped) == 1 and "at step 3" in skipped[0] and "update skipped (1/10)" in skipped[0]
+    final = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(t).all() for t in final.values())
+    rows = csv_rows(tmp_path)
+    norms = {k for r in rows for k, v in r.items() if k.startswith("grad_norm/") and v}
+    assert {"grad_norm/total", f"grad_norm/{BLOCK}.fc1", "grad_norm/stack.blocks.0.attn.branch.qkv"} <= norms, norms
+
+
+def test_skip_stops_after_max_skips_in_a_row(tiny_data, tmp_path, one_thread):
+    with pytest.raises(DivergenceError, match=r"at step 4 after 2 skipped steps; first non-finite output in .*; run stopped"):
+        run(tiny_data, tmp_path, "divergence.action=skip", "divergence.max_skips=2", inject=InjectAt(2))
