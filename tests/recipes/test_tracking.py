@@ -81,3 +81,12 @@ def test_csv_and_none_loggers(tmp_path):
     assert build_logger(LoggerConfig(name="none"), tmp_path, "id", "x") is False
     csv = build_logger(LoggerConfig(name="csv"), tmp_path, "id", "x")
     assert Path(csv.log_dir).parent == tmp_path / "csv"
+
+
+def test_tensorboard_logger_writes_events_in_the_run_dir(tmp_path, tiny_data):
+    pytest.importorskip("tensorboard")
+    from recipe_helpers import run, tiny
+
+    run(tiny("shakespeare_gpt", tiny_data, tmp_path / "run", "logger=tensorboard", "trainer.max_steps=2"))
+    events = list((tmp_path / "run" / "tensorboard").glob("*/events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
