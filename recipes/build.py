@@ -20,6 +20,7 @@ from resblocks.errors import ConfigError
 from resblocks.norms import NORMS
 from resblocks.shortcuts import shortcut_factory
 
+from .cli_errors import describe
 from .config import TrainConfig
 from .modules.optim import OptimizerSettings, ScheduleSettings
 from .tracking import check_logger, wandb_mode
@@ -155,7 +156,9 @@ def build_data(cfg: DictConfig) -> Any:
     except ValueError as e:  # the DataModules check their options in __init__, one line each
         raise ConfigError(str(e)) from e
     except TypeError as e:  # a value of the wrong type, e.g. data.batch_size=abc (data.* is an open mapping)
-        raise ConfigError(f"data: option of the wrong type for {name!r} ({e}); valid: {', '.join(data.options(data.DATASETS[name]))}") from e
+        raise ConfigError(
+            f"data: option of the wrong type for {name!r} ({e}); valid: {', '.join(data.options(data.DATASETS[name]))}"
+        ) from e
 
 
 # ----------------------------------------------------------------------------- task module
@@ -252,7 +255,7 @@ def validate(cfg: DictConfig, multirun: bool = False) -> Any:
         if cfg.get("debug"):
             raise
         raise ConfigError(
-            f"config: could not be checked ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
+            f"config: could not be checked ({describe(e)}); "
             "valid: fix the value it names (debug=true shows the traceback)"
         ) from e
 

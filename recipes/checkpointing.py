@@ -21,8 +21,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from resblocks.errors import ConfigError
 
 from .atomic import TEMP_MARK, atomic_write, fsync_dir
+from .data.windows import mix
 from .runs import LAST, META_KEY, RunPlan, safe_load
-
 
 STAGED = f"{TEMP_MARK}-staged"  # StepCheckpoint's files before they are published: .last.ckpt.tmp-staged
 
@@ -78,8 +78,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def seed_batch(seed: int, epoch: int, batch_idx: int, rank: int) -> None:
     """Seed Python, NumPy and torch (all devices) from ``(seed, epoch, batch_idx, rank)`` (splitmix64)."""
-    from .data.windows import mix
-
     s = mix(mix(mix(seed, epoch), batch_idx), rank)
     random.seed(s)
     np.random.seed(s % 2**32)
@@ -176,7 +174,7 @@ class StepCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
         staged, self._staged = self._staged, []
-        for tmp, _ in staged:
+        for tmp, _ in staged if trainer.is_global_zero else ():
             tmp.unlink(missing_ok=True)
 
 

@@ -31,6 +31,11 @@ def debug_requested(argv: Sequence[str], env: Mapping[str, str] | None = None) -
     return value.strip().lower() in _TRUE
 
 
+def describe(error: BaseException, limit: int = 300) -> str:
+    """``"TypeName: message"`` on one line, the message cut at ``limit`` characters (for one-line reports)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:limit]}"
+
+
 def _first_line(text: object) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
@@ -38,7 +43,7 @@ def _first_line(text: object) -> str:
 def _collapse(text: object) -> str:
     lines = []
     for line in str(text).splitlines():
-        if line.startswith("Config search path") or line.startswith("Set the environment variable"):
+        if line.startswith(("Config search path", "Set the environment variable")):
             break
         if line.strip():
             lines.append(" ".join(line.split()))

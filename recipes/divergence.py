@@ -22,6 +22,7 @@ which layer drives a divergence.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,13 +46,18 @@ def first_nonfinite_output(net: nn.Module, args: tuple[Any, ...], kwargs: dict[s
 
     def check(name: str, module: nn.Module):
         def hook(_: nn.Module, __: Any, output: Any) -> None:
-            tensors = [output] if isinstance(output, torch.Tensor) else [
-                o for o in (output if isinstance(output, (tuple, list)) else ()) if isinstance(o, torch.Tensor)
-            ]
+            tensors = (
+                [output]
+                if isinstance(output, torch.Tensor)
+                else [o for o in (output if isinstance(output, (tuple, list)) else ()) if isinstance(o, torch.Tensor)]
+            )
             if not found and any(t.is_floating_point() and not _finite(t) for t in tensors):
                 bad_params = [n for n, p in module.named_parameters(recurse=False) if not _finite(p)]
-                found.append(f"{name or 'net'} ({type(module).__name__})" + (
-                    f", whose {', '.join(bad_params)} is not finite" if bad_params else ""))
+                found.append(
+                    f"{name or 'net'} ({type(module).__name__})"
+                    + (f", whose {', '.join(bad_params)} is not finite" if bad_params else "")
+                )
+
         return hook
 
     handles = [m.register_forward_hook(check(n, m)) for n, m in net.named_modules()]
@@ -126,6 +132,8 @@ class DivergenceGuard(Callback):
     # -- the check, between backward and the optimiser step
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: torch.optim.Optimizer) -> None:
+        if self.action == "off" and not self.grad_norms:
+            return
         named = [(n.removeprefix("net."), p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
         if self.grad_norms and named and (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
             pl_module.log_dict(layer_grad_norms(named), on_step=True, on_epoch=False)
@@ -161,7 +169,11 @@ class DivergenceGuard(Callback):
         if loss is not None and not _finite(loss):
             where, net = None, getattr(pl_module, "net", None)
             # SyncBatchNorm communicates in forward: a re-run on some ranks only would hang the others.
-            synced = isinstance(net, nn.Module) and pl_module.trainer.world_size > 1 and any(isinstance(m, nn.SyncBatchNorm) for m in net.modules())
+            synced = (
+                isinstance(net, nn.Module)
+                and pl_module.trainer.world_size > 1
+                and any(isinstance(m, nn.SyncBatchNorm) for m in net.modules())
+            )
             if self._inputs is not None and isinstance(net, nn.Module) and not synced:
                 where = first_nonfinite_output(net, *self._inputs)
             place = (
@@ -178,8 +190,6 @@ class DivergenceGuard(Callback):
 
     @staticmethod
     def _last_checkpoint(trainer: Any) -> str:
-        from pathlib import Path
-
         paths = [Path(p) for c in trainer.checkpoint_callbacks if (p := getattr(c, "last_model_path", ""))]
         found = [p for p in paths if p.exists()]
         return f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"

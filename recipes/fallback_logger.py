@@ -14,6 +14,8 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from .cli_errors import describe
+
 
 class FallbackLogger(Logger):
     """Forwards every call to ``primary``; after its first error, to ``fallback()`` (built then), saying so once.
@@ -36,7 +38,7 @@ class FallbackLogger(Logger):
         return self.primary if self.fallback is None else self.fallback
 
     def _fail(self, doing: str, error: BaseException) -> None:
-        self.failure = f"{doing} ({type(error).__name__}: {' '.join(str(error).split())[:300]})"
+        self.failure = f"{doing} ({describe(error)})"
         self.fallback = self._make_fallback()
         if rank_zero_only.rank == 0:
             where = getattr(self.fallback, "log_dir", None) or self.fallback.save_dir
@@ -48,7 +50,7 @@ class FallbackLogger(Logger):
         if self.fallback is None:
             try:
                 return getattr(self.primary, method)(*args)
-            except Exception as e:  # whatever the tracker raises, the run goes on
+            except Exception as e:  # noqa: BLE001  (whatever the tracker raises, the run goes on)
                 self._fail(doing, e)
         return getattr(self.active, method)(*args)
 
@@ -57,7 +59,7 @@ class FallbackLogger(Logger):
         if self.fallback is None:
             try:
                 return self.primary.experiment
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001
                 self._fail("to start", e)
         return self.active.experiment
 

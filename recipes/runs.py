@@ -18,6 +18,7 @@ from typing import Any
 from resblocks.errors import ConfigError
 
 from .atomic import remove_stale_temps
+from .cli_errors import describe
 
 CKPT_DIR = "checkpoints"
 LAST = "last.ckpt"
@@ -105,8 +106,7 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
     except UnsafeCheckpointError:
         raise
     except Exception as e:  # corrupt / truncated / not a checkpoint
-        detail = " ".join(str(e).split())[:300]
-        raise ConfigError(f"resume: cannot read checkpoint '{ckpt}' ({type(e).__name__}: {detail})") from e
+        raise ConfigError(f"resume: cannot read checkpoint '{ckpt}' ({describe(e)})") from e
     return {**(state.get(META_KEY) or {}), "global_step": state.get("global_step")}
 
 

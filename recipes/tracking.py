@@ -15,11 +15,14 @@ import netrc
 import os
 import re
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from resblocks.errors import ConfigError
+
+from .cli_errors import describe
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -149,8 +152,8 @@ def finish(logger: Any) -> None:
     if isinstance(logger, WandbLogger) and logger._experiment is not None:
         try:
             logger._experiment.finish()
-        except Exception as e:  # the run's files are local already; a failed upload must not fail the run
-            print(f"W&B: could not finish the run ({type(e).__name__}: {' '.join(str(e).split())[:200]})", flush=True)
+        except Exception as e:  # noqa: BLE001  (the files are local already; a failed upload must not fail the run)
+            print(f"W&B: could not finish the run ({describe(e)})", flush=True)
 
 
 # ----------------------------------------------------------------------------- resumed logs
@@ -181,9 +184,13 @@ def rewind_logs(run_dir: Path, step: int) -> int:
         writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         writer.writerows(keep)
-        atomic_write(path, lambda f, data=text.getvalue().encode(): f.write(data), "metrics log")
+        atomic_write(path, partial(_write, text.getvalue().encode()), "metrics log")
         dropped += len(rows) - len(keep)
     return dropped
+
+
+def _write(data: bytes, f: BinaryIO) -> None:
+    f.write(data)
 
 
 # ----------------------------------------------------------------------------- secrets

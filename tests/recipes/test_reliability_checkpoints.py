@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 from recipe_helpers import compose, tiny
-from reliability_helpers import SUBPROCESS_ENV, TINY_GPT, one_thread  # noqa: F401  (a fixture)
+from reliability_helpers import SUBPROCESS_ENV, TINY_GPT, one_thread  # noqa: F401  (autouse: one torch thread)
 
 import recipes.checkpointing
 from recipes.atomic import WriteError, atomic_write, remove_stale_temps
@@ -53,7 +53,7 @@ def test_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
 
 
-def test_disk_full_during_a_save_keeps_the_last_checkpoint_and_says_so(tiny_data, tmp_path, monkeypatch, one_thread):
+def test_disk_full_during_a_save_keeps_the_last_checkpoint_and_says_so(tiny_data, tmp_path, monkeypatch):
     """ENOSPC on the third checkpoint write of a real run: the run stops with one line naming the file and the
     cause; last.ckpt is the previous save, loadable; nothing half-written is left in the folder."""
     writes = []
@@ -70,7 +70,12 @@ def test_disk_full_during_a_save_keeps_the_last_checkpoint_and_says_so(tiny_data
         return atomic_write(path, partial, *args)
 
     monkeypatch.setattr(recipes.checkpointing, "atomic_write", disk_fills_up)
-    steps = ["trainer.max_steps=6", "checkpoint.every_n_steps=2", "trainer.val_check_interval=6", "checkpoint.monitor=null"]
+    steps = [
+        "trainer.max_steps=6",
+        "checkpoint.every_n_steps=2",
+        "trainer.val_check_interval=6",
+        "checkpoint.monitor=null",
+    ]
     from recipes.train import train
 
     with pytest.raises(WriteError) as info:
@@ -98,12 +103,18 @@ def test_atomic_write_error_removes_the_temporary_and_keeps_the_target(tmp_path)
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
 
 
-def test_a_save_due_at_an_epoch_end_is_written_at_that_step(tiny_data, tmp_path, one_thread):
+def test_a_save_due_at_an_epoch_end_is_written_at_that_step(tiny_data, tmp_path):
     """Lightning defers a monitored step save at an epoch's last batch to the next validation, which may be far
     away; the periodic checkpoint (monitor "step") is written at its step."""
     from recipes.train import train
 
-    steps = ["trainer.max_steps=7", "checkpoint.every_n_steps=4", "trainer.val_check_interval=7", "checkpoint.keep=-1",
-             "data.block_size=16", "+data.samples_per_epoch=8"]  # 4 batches per epoch: the save at 4 ends epoch 0
+    steps = [
+        "trainer.max_steps=7",
+        "checkpoint.every_n_steps=4",
+        "trainer.val_check_interval=7",
+        "checkpoint.keep=-1",
+        "data.block_size=16",
+        "+data.samples_per_epoch=8",
+    ]  # 4 batches per epoch: the save at 4 ends epoch 0
     train(compose(tiny("shakespeare_gpt", tiny_data, tmp_path, *TINY_GPT, *steps)))
     assert torch.load(tmp_path / "checkpoints" / "step00000004.ckpt", weights_only=True)["global_step"] == 4

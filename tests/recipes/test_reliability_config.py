@@ -7,12 +7,12 @@ checks) replaced by a stop, so a valid config ends there without training.
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability_helpers import call_main
 
 import recipes.train
 import resblocks
@@ -27,22 +27,13 @@ class Valid(Exception):
 def entry(monkeypatch, tmp_path, capsys):
     """``entry(*overrides) -> (exit status, stderr lines)``; status 0 means the config was valid."""
     monkeypatch.chdir(tmp_path)  # Hydra writes runs/<name>/.hydra here
-    monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")  # conf/ relative to recipes/train.py, as under `python -m`
     monkeypatch.setattr(recipes.train, "plan_run", lambda *a, **k: (_ for _ in ()).throw(Valid()))
 
     def call(*overrides: str) -> tuple[int, list[str]]:
-        for var in ("RESBLOCKS_DEBUG", "HYDRA_FULL_ERROR"):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setattr(recipes.train, "_task_started", False)
-        monkeypatch.setattr(sys, "argv", ["recipes.train", *overrides])
-        capsys.readouterr()
         try:
-            recipes.train.main()
+            return call_main(monkeypatch, capsys, *overrides)
         except Valid:
             return 0, capsys.readouterr().err.splitlines()
-        except SystemExit as e:
-            return int(e.code or 0), capsys.readouterr().err.splitlines()
-        raise AssertionError("main() returned without planning the run")
 
     return call
 
@@ -58,16 +49,27 @@ def entry(monkeypatch, tmp_path, capsys):
         (["data=cifar11"], "data: unknown option 'cifar11'; valid: cifar10, cifar100"),
         (["+model.widht=3"], "model.widht: unknown option for model 'gpt_nano'; valid options: "),
         (["trainer.max_stesp=3"], "trainer.max_stesp: unknown key; valid: accelerator, devices"),
-        (["trainer.max_steps=many"], "trainer.max_steps: Value 'many' of type 'str' could not be converted to Integer; "
-                                     "valid: a value of type Integer"),
+        (
+            ["trainer.max_steps=many"],
+            (
+                "trainer.max_steps: Value 'many' of type 'str' could not be converted to Integer; "
+                "valid: a value of type Integer"
+            ),
+        ),
         (["data.batch_size=abc"], "data: option of the wrong type for 'shakespeare'"),
         (["+model.heads=5"], "heads: dim 128 is not divisible by heads 5; valid: a divisor of dim"),
-        (["shortcut=decayed", "shortcut.alpha_min=0"], "shortcut.alpha_min: 0 outside (0, 1]; valid: 0 < alpha_min <= 1"),
+        (
+            ["shortcut=decayed", "shortcut.alpha_min=0"],
+            "shortcut.alpha_min: 0 outside (0, 1]; valid: 0 < alpha_min <= 1",
+        ),
         (["shortcut=decayed", "shortcut.alpha_min=1.5"], "shortcut.alpha_min: 1.5 outside (0, 1]"),
         (["shortcut=laurel_lr", "shortcut.rank=129"], "shortcut.rank: 129 with width 128; valid: 1 <= rank <= 128"),
         (["shortcut=laurel_pa", "shortcut.k=0"], "shortcut.k: 0; valid: an integer >= 1"),
         (["recipe=fmnist_resnet20", "norm=post_ln"], "norm: model 'cifar_resnet20' has no norm placement; valid: "),
-        (["trainer.accelerator=gpu", "trainer.devices=64"], "trainer.devices: 64 with trainer.accelerator=gpu, but this "),
+        (
+            ["trainer.accelerator=gpu", "trainer.devices=64"],
+            "trainer.devices: 64 with trainer.accelerator=gpu, but this ",
+        ),
         (["optim.lr=nan"], "optim.lr: nan; valid: > 0"),
         (["checkpoint.keep=0"], "checkpoint.keep: 0; valid: >= 1, or -1 for all"),
         (["sample.temperature=0"], "sample.temperature: 0.0; valid: > 0"),
@@ -94,17 +96,19 @@ def test_nothing_is_built_or_written_before_the_checks(entry, tmp_path, monkeypa
 
 
 def test_debug_shows_the_traceback(entry, monkeypatch):
+    from hydra.errors import MissingConfigException
+
+    from recipes.cli_errors import debug_requested
     from resblocks.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^shortcut\.rank: 999"):  # raised, so Python prints the traceback
         entry("shortcut=laurel_lr", "shortcut.rank=999", "debug=true")
-    monkeypatch.setenv("RESBLOCKS_DEBUG", "1")
-    from hydra.errors import MissingConfigException
-
-    with pytest.raises(MissingConfigException):
-        monkeypatch.setattr(recipes.train, "_task_started", False)
-        monkeypatch.setattr(sys, "argv", ["recipes.train", "recipe=nope"])
-        recipes.train.main()
+    monkeypatch.setattr(recipes.train, "debug_requested", lambda argv, env=None: True)
+    with pytest.raises(MissingConfigException):  # Hydra's own errors too
+        entry("recipe=nope")
+    assert debug_requested(["+debug=True"], {}) and debug_requested([], {"RESBLOCKS_DEBUG": "1"})
+    assert debug_requested([], {"HYDRA_FULL_ERROR": "1"}) and not debug_requested([], {})
+    assert not debug_requested([], {"RESBLOCKS_DEBUG": "0", "HYDRA_FULL_ERROR": "1"})  # ours wins (main sets both)
 
 
 # ----------------------------------------------------------------------------- random overrides
@@ -123,7 +127,8 @@ KEYS = [
     "data.batch_size", "data.block_size", "+data.tokenizer", "+data.vocab_size", "+data.val_fraction", "+data.nope",
     "shortcut.rank", "shortcut.alpha_min", "shortcut.k", "+shortcut.rank", "+shortcut.alpha_min", "+shortcut.k",
     "nope", "trainer.nope", "optim.nope",
-]  # fmt: skip  (no run_dir, name, data.path, hydra.*: Hydra makes folders from them; no debug: it raises)
+]  # fmt: skip
+# Not among them: run_dir, name, data.path, hydra.* (Hydra makes folders from them), debug (it raises).
 GROUPS = {
     "recipe": ["shakespeare_gpt", "fmnist_resnet20", "fmnist_vit", "shakespeare_genre", "cifar10_resnet56"],
     "model": resblocks.MODELS.names(),

@@ -5,12 +5,10 @@ Each case runs the real entry (``recipes.train.train``) on a recipe whose data i
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from recipe_helpers import compose, csv_rows, tiny
-from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (a fixture)
+from reliability_helpers import TINY_GPT, call_main, one_thread  # noqa: F401  (autouse: one torch thread)
 
 import recipes.train
 from recipes.data import DataError, DataNotFoundError
@@ -25,7 +23,9 @@ def image_parquet(path, images=None, labels=None, image_col="img", raw=None):
     import datasets
 
     features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
-    ds = datasets.Dataset.from_dict({"img": [{"bytes": raw, "path": None}] * 4, "label": [0, 1, 2, 3]}, features=features)
+    ds = datasets.Dataset.from_dict(
+        {"img": [{"bytes": raw, "path": None}] * 4, "label": [0, 1, 2, 3]}, features=features
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(path))
     return path
@@ -48,7 +48,7 @@ def bad_text(tmp_path, kind):
         ("short", DataError, "text_files: the train split of '{path}' has 17 tokens; block_size=64 needs at least 65"),
     ],
 )
-def test_bad_text_is_refused_before_training(tiny_data, tmp_path, kind, error, message, one_thread):
+def test_bad_text_is_refused_before_training(tiny_data, tmp_path, kind, error, message):
     path, shown = bad_text(tmp_path, kind)
     overrides = tiny("shakespeare_gpt", tiny_data, tmp_path / "run", *TINY_GPT, "data=text_files", f"data.path={path}")
     with pytest.raises(error) as info:
@@ -65,7 +65,7 @@ def test_bad_text_is_refused_before_training(tiny_data, tmp_path, kind, error, m
         ("labels", "cifar10: labels out of range in '{root}': found 12, expected 0..9"),
     ],
 )
-def test_bad_images_are_refused_before_training(tiny_data, tmp_path, kind, message, one_thread):
+def test_bad_images_are_refused_before_training(tiny_data, tmp_path, kind, message):
     root = tmp_path / "cifar"
     file = root / "train-00000-of-00001.parquet"
     images = np.zeros((4, 32, 32, 3), dtype=np.uint8)
@@ -86,20 +86,13 @@ def assert_nothing_trained(run_dir):
     assert not [r for r in csv_rows(run_dir) if r.get("train/loss")]
 
 
-def test_the_command_line_says_it_in_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+def test_the_command_line_says_it_in_one_line(tmp_path, monkeypatch, capsys):
     """Through ``main()``: exit status 1 (2 when the data is not found), one line on stderr, no traceback."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")  # conf/ relative to recipes/train.py, as under `python -m`
-    for var in ("RESBLOCKS_DEBUG", "HYDRA_FULL_ERROR"):
-        monkeypatch.delenv(var, raising=False)
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     for path, code in ((empty, 1), (tmp_path / "nope.txt", 2)):
-        monkeypatch.setattr(recipes.train, "_task_started", False)
-        monkeypatch.setattr(sys, "argv", ["recipes.train", *TINY_GPT, "data=text_files", f"data.path={path}",
-                                          "logger=csv", "trainer.accelerator=cpu", f"run_dir={tmp_path / path.stem}"])  # fmt: skip
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as info:
-            recipes.train.main()
-        err = capsys.readouterr().err.strip().splitlines()
-        assert info.value.code == code and len(err) == 1 and err[0].startswith("error: text_files: ") and str(path) in err[0]
+        args = [*TINY_GPT, "data=text_files", f"data.path={path}", "logger=csv", "trainer.accelerator=cpu",
+                f"run_dir={tmp_path / path.stem}"]  # fmt: skip
+        status, err = call_main(monkeypatch, capsys, *args)
+        assert status == code and len(err) == 1 and err[0].startswith("error: text_files: ") and str(path) in err[0]

@@ -32,7 +32,7 @@ def test_a_failing_rank_ends_the_job_within_a_minute(tiny_data, tmp_path):
         while time.monotonic() < deadline and proc.poll() is None and not (run_dir / "checkpoints").is_dir():
             time.sleep(0.1)
         training = time.monotonic()  # step 2 is saved: the failure at step 5 is moments away
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         while _alive(proc.pid) and time.monotonic() - training < 60:
             time.sleep(0.2)
         assert not _alive(proc.pid), "a rank is still running a minute after the failure"

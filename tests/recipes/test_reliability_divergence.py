@@ -9,7 +9,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from recipe_helpers import compose, csv_rows, tiny
-from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (a fixture)
+from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (autouse: one torch thread)
 
 from recipes.divergence import DivergenceError
 
@@ -45,7 +45,7 @@ def run(tiny_data, run_dir, *extra, inject):
     return train(compose(tiny("shakespeare_gpt", tiny_data, run_dir, *TINY_GPT, *steps, *extra)), callbacks=[inject])
 
 
-def test_nan_loss_stops_the_run_naming_the_step_and_the_layer(tiny_data, tmp_path, one_thread):
+def test_nan_loss_stops_the_run_naming_the_step_and_the_layer(tiny_data, tmp_path):
     with pytest.raises(DivergenceError) as info:
         run(tiny_data, tmp_path, inject=InjectAt(5))
     message = str(info.value)
@@ -58,13 +58,13 @@ def test_nan_loss_stops_the_run_naming_the_step_and_the_layer(tiny_data, tmp_pat
     assert max(int(r["step"]) for r in csv_rows(tmp_path) if r.get("train/loss")) == 4  # nothing trained past it
 
 
-def test_nan_gradient_names_the_parameter(tiny_data, tmp_path, one_thread):
+def test_nan_gradient_names_the_parameter(tiny_data, tmp_path):
     with pytest.raises(DivergenceError, match=rf"^divergence: non-finite gradient \(loss [0-9.]+\) at step 3; first in "
                        rf"{BLOCK}\.fc1\.weight \(1 of \d+ parameters\)"):  # fmt: skip
         run(tiny_data, tmp_path, inject=InjectAt(3, grad=True))
 
 
-def test_skip_drops_the_bad_update_and_goes_on(tiny_data, tmp_path, capsys, one_thread):
+def test_skip_drops_the_bad_update_and_goes_on(tiny_data, tmp_path, capsys):
     summary = run(tiny_data, tmp_path, "divergence.action=skip", "divergence.grad_norms=true",
                   inject=InjectAt(3, once=True))  # fmt: skip
     assert summary.steps == 8
@@ -77,6 +77,8 @@ def test_skip_drops_the_bad_update_and_goes_on(tiny_data, tmp_path, capsys, one_
     assert {"grad_norm/total", f"grad_norm/{BLOCK}.fc1", "grad_norm/stack.blocks.0.attn.branch.qkv"} <= norms, norms
 
 
-def test_skip_stops_after_max_skips_in_a_row(tiny_data, tmp_path, one_thread):
-    with pytest.raises(DivergenceError, match=r"at step 4 after 2 skipped steps; first non-finite output in .*; run stopped"):
+def test_skip_stops_after_max_skips_in_a_row(tiny_data, tmp_path):
+    with pytest.raises(
+        DivergenceError, match=r"at step 4 after 2 skipped steps; first non-finite output in .*; run stopped"
+    ):
         run(tiny_data, tmp_path, "divergence.action=skip", "divergence.max_skips=2", inject=InjectAt(2))

@@ -45,7 +45,10 @@ def crafted(tmp_path):
 def test_the_checkpoint_io_refuses_it_whatever_lightning_asks(crafted):
     path, marker = crafted
     for weights_only in (None, False, True):
-        with pytest.raises(UnsafeCheckpointError, match=r"^checkpoint: '.*last\.ckpt' refused: unpickling it needs the Python global 'exec'"):
+        with pytest.raises(
+            UnsafeCheckpointError,
+            match=r"^checkpoint: '.*last\.ckpt' refused: unpickling it needs the Python global 'exec'",
+        ):
             AtomicCheckpointIO().load_checkpoint(path, weights_only=weights_only)
     assert not marker.exists()
 
@@ -55,7 +58,9 @@ def test_resume_refuses_it_before_anything_is_built(crafted, tiny_data, resume):
     from recipes.train import train
 
     path, marker = crafted
-    overrides = tiny("shakespeare_gpt", tiny_data, path.parents[1], *TINY_GPT, f"resume={path if resume == 'path' else 'auto'}")
+    overrides = tiny(
+        "shakespeare_gpt", tiny_data, path.parents[1], *TINY_GPT, f"resume={path if resume == 'path' else 'auto'}"
+    )
     with pytest.raises(UnsafeCheckpointError) as info:
         train(compose(overrides))
     assert "\n" not in str(info.value) and "loading it could run code" in str(info.value)

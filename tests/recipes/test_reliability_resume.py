@@ -20,9 +20,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from recipe_helpers import CPU, compose, csv_rows
-from reliability_helpers import SUBPROCESS_ENV, one_thread  # noqa: F401  (a fixture)
+from reliability_helpers import SUBPROCESS_ENV, one_thread  # noqa: F401  (autouse: one torch thread)
 
-STEPS = 60
+STEPS = 90  # the kill comes at step 4..40: the rest is margin for a slow poller on a busy machine
 ENV = SUBPROCESS_ENV
 
 
@@ -51,7 +51,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_sigkill_at_a_random_step_then_resume_auto_is_exact(tiny_data, tmp_path, one_thread):
+def test_sigkill_at_a_random_step_then_resume_auto_is_exact(tiny_data, tmp_path):
     from recipes.train import train
 
     kill_at = 3 * random.Random().randint(1, 13) + 1  # once step 3m+1 is logged: after checkpoint 3m, before 3m+3
@@ -72,7 +72,7 @@ def test_sigkill_at_a_random_step_then_resume_auto_is_exact(tiny_data, tmp_path,
 
     resumed = subprocess.run(
         [sys.executable, "-m", "recipes.train", *overrides(tiny_data["text"], run_dir, "resume=auto")],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert resumed.returncode == 0, f"kill at step {kill_at}: {resumed.stderr[-3000:]}"
     assert "resumed from" in resumed.stdout
@@ -109,7 +109,7 @@ class WatchPublish(Callback):
             self.checked += 1
 
 
-def test_checkpoints_are_published_only_after_their_step_is_logged(tiny_data, tmp_path, one_thread):
+def test_checkpoints_are_published_only_after_their_step_is_logged(tiny_data, tmp_path):
     from recipes.train import train
 
     watch = WatchPublish(tmp_path)
@@ -133,7 +133,7 @@ class CrashAt(Callback):
             raise Crash(f"simulated crash at step {self.step}")
 
 
-def test_steps_logged_past_the_checkpoint_are_dropped_on_resume(tiny_data, tmp_path, one_thread):
+def test_steps_logged_past_the_checkpoint_are_dropped_on_resume(tiny_data, tmp_path):
     from recipes.train import train
 
     with pytest.raises(Crash):

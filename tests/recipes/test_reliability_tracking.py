@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.loggers import WandbLogger
 from recipe_helpers import compose, csv_rows, tiny
-from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (a fixture)
+from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (autouse: one torch thread)
 
 from recipes.config import LoggerConfig
 from recipes.tracking import build_logger, finish, redact_secrets
 
-STEPS = ["trainer.max_steps=6", "trainer.val_check_interval=6", "trainer.log_every_n_steps=1", "checkpoint.monitor=null"]
+STEPS = [
+    "trainer.max_steps=6",
+    "trainer.val_check_interval=6",
+    "trainer.log_every_n_steps=1",
+    "checkpoint.monitor=null",
+]
 
 
 def run(tiny_data, run_dir, *extra):
@@ -35,12 +40,14 @@ def test_no_key_logs_offline_and_says_so_once(tmp_path, monkeypatch, capsys):
         finish(logger)
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("W&B")] == [
-        f"W&B: no API key configured (WANDB_API_KEY or `wandb login`); logging offline to {tmp_path / 'wandb'} "
-        "(upload later with `wandb sync`)"
+        (
+            f"W&B: no API key configured (WANDB_API_KEY or `wandb login`); logging offline to {tmp_path / 'wandb'} "
+            "(upload later with `wandb sync`)"
+        )
     ]
 
 
-def test_wandb_failing_mid_run_falls_back_to_csv(tiny_data, tmp_path, monkeypatch, capsys, one_thread):
+def test_wandb_failing_mid_run_falls_back_to_csv(tiny_data, tmp_path, monkeypatch, capsys):
     calls = []
 
     def flaky(self, metrics, step=None):
@@ -60,7 +67,7 @@ def test_wandb_failing_mid_run_falls_back_to_csv(tiny_data, tmp_path, monkeypatc
     assert "W&B failed" in summary.tracker and "metrics.csv" in summary.tracker
 
 
-def test_wandb_failing_at_start_falls_back_to_csv(tiny_data, tmp_path, monkeypatch, capsys, one_thread):
+def test_wandb_failing_at_start_falls_back_to_csv(tiny_data, tmp_path, monkeypatch, capsys):
     import wandb
 
     def down(*args, **kwargs):
@@ -76,7 +83,7 @@ def test_wandb_failing_at_start_falls_back_to_csv(tiny_data, tmp_path, monkeypat
     assert "max_steps: 6" in hparams  # the config logged before the failure was replayed
 
 
-def test_secrets_never_reach_logged_configs_or_files(tiny_data, tmp_path, monkeypatch, one_thread):
+def test_secrets_never_reach_logged_configs_or_files(tiny_data, tmp_path, monkeypatch):
     secret = "wandb-secret-" + "7" * 28
     monkeypatch.setenv("WANDB_API_KEY", secret)
     # A config that picks the key up through an interpolation, in a field that is logged and sent to W&B.
