@@ -2,7 +2,7 @@
 
 For ``fmnist_resnet20`` and ``shakespeare_gpt`` both paths train the recipe's network (built by
 ``recipes.build`` with the same seed) on the recipe's DataModule with the recipe's optimiser,
-schedule, loss, gradient clipping and precision:
+schedule, loss, gradient clipping and fast path (precision, channels-last, fused optimiser; ``recipes.build.fast_path_for``):
 
 * **Lightning**: the recipe's task module (``recipes.build.build_module``) in a ``lightning.Trainer``
   with the recipe's trainer settings and its ``TrainingMonitor`` callback, logging to CSV every
@@ -76,11 +76,13 @@ def lightning_chunk(
     from lightning.pytorch.loggers import CSVLogger
 
     from recipes.callbacks import TrainingMonitor
+    from recipes.precision import trainer_precision
 
-    t = setup.cfg.trainer
+    t, decision = setup.cfg.trainer, setup.decision()
     timer = _step_timer(skip, steps, setup.device, clock)
     trainer = pl.Trainer(
-        accelerator=t.accelerator, devices=1, precision=t.precision, max_steps=steps, max_epochs=-1,
+        accelerator=t.accelerator, devices=1, **trainer_precision(decision.precision, decision.device),
+        max_steps=steps, max_epochs=-1,
         gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
         log_every_n_steps=t.log_every_n_steps, logger=CSVLogger(root, name="bench"),
         callbacks=[TrainingMonitor(), timer], enable_checkpointing=False, enable_progress_bar=False,
@@ -112,11 +114,12 @@ def bench_recipe(ctx: Context, name: str, root: str) -> list[Result]:
     rounds = ctx.pick(2, 3, 5)
     if setup.is_lm:
         steps = ctx.pick(4, 30, 60)
-    module = build_module(setup.cfg, setup.dm)
+    decision = setup.decision()
+    module = build_module(setup.cfg, setup.dm, decision)
     torch.manual_seed(0)
     module.configure_model()
     module.net.to(setup.device)
-    plain, batches = PlainLoop(setup, setup.build_net(seed=0)), setup.train_batches()
+    plain, batches = PlainLoop(setup, setup.build_net(seed=0), decision.path), setup.train_batches()
     plain.chunk(batches, skip + 2, skip, ctx.now)  # warm-up of the plain path (Lightning warms up inside each chunk)
     t_plain, t_light, rates = [], [], []
     for r in range(rounds):
@@ -132,7 +135,7 @@ def bench_recipe(ctx: Context, name: str, root: str) -> list[Result]:
     q1, med, q3 = quartiles(ratios)
     bs = setup.batch_size
     p_med, l_med = quartiles(t_plain)[1], quartiles(t_light)[1]
-    precision = f"recipe: {setup.cfg.trainer.precision}"
+    precision = f"recipe: {decision.precision}"
     shape = f"batch {bs}, {steps - 1 - skip} timed steps x {rounds} rounds"
     step_row = Result(
         GROUP, f"{name}: Lightning step vs plain loop", "time ratio", med, iqr=(q1, q3), goal=STEP_GOAL, dtype=precision,

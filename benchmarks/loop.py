@@ -8,79 +8,45 @@ written out in a dozen lines.
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .machine import bf16_supported
+from recipes.fast_path import FastPath, decide
+
 from .recipe import RecipeSetup
 from .timing import sync
 
 
-@dataclass(frozen=True)
-class FastPath:
-    """Speed switches of a training step. ``FastPath()`` is plain float32 eager.
-
-    * ``bf16``: forward under bf16 autocast (weights, grads and optimiser state stay fp32);
-    * ``channels_last``: NHWC memory format for a conv net and its input batches;
-    * ``fused``: the optimiser's fused kernel (``fused=True``; AdamW and SGD, CPU and CUDA);
-    * ``compile``: ``torch.compile`` the network.
-    Attention always runs through ``F.scaled_dot_product_attention`` (fused kernels where available).
-    """
-
-    bf16: bool = False
-    channels_last: bool = False
-    fused: bool = False
-    compile: bool = False
-
-    def label(self) -> str:
-        on = [n for n in ("bf16", "channels_last", "fused", "compile") if getattr(self, n)]
-        return " + ".join(on) if on else "fp32 eager"
-
-
 def default_fast_path(device: torch.device, conv_net: bool, compile: bool | None = None) -> FastPath:
-    """The proposed default: bf16 where the hardware runs it fast, channels-last for conv nets,
-    fused optimisers, ``torch.compile`` on GPU only (on this kind of CPU it is slower and costs ~30 s to compile).
-    """
-    return FastPath(
-        bf16=bf16_supported(device),
-        channels_last=conv_net,
-        fused=True,
-        compile=device.type == "cuda" if compile is None else compile,
-    )
-
-
-def fused_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The same optimiser (class, groups, hyper-parameters) with ``fused=True``."""
-    accepted = inspect.signature(type(optimizer).__init__).parameters
-    groups = [{**g, "fused": True, "foreach": None} for g in optimizer.param_groups]
-    defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted and k not in ("fused", "foreach")}
-    return type(optimizer)(groups, **defaults, fused=True)
+    """The recipes' default (``recipes.fast_path.decide`` with every switch ``auto``): bf16 where the
+    hardware runs it fast, channels-last for conv nets, fused optimisers, ``torch.compile`` on GPU only.
+    ``compile`` overrides the last (``None``: auto)."""
+    return decide(device, conv_net=conv_net, compile="auto" if compile is None else compile).path
 
 
 class PlainLoop:
     """``for x, y in batches: loss = loss_fn(net(x), y); backward; clip; step; sched.step(); zero_grad``.
 
-    ``path`` is ``None`` for the recipe's own precision (``trainer.precision``: ``bf16-mixed`` -> bf16
-    autocast), else the :class:`FastPath` switches.
+    ``path`` is ``None`` for the recipe's own fast path (what ``python -m recipes.train`` would use:
+    ``recipes.build.fast_path_for``), else the :class:`FastPath` switches.
     """
 
     def __init__(self, setup: RecipeSetup, net: nn.Module, path: FastPath | None = None) -> None:
-        from recipes.modules.optim import build_optimizer, build_scheduler
         from omegaconf import OmegaConf
 
-        self.setup, self.path = setup, path or FastPath(bf16=str(setup.cfg.trainer.precision).startswith("bf16"))
+        from recipes.modules.optim import build_optimizer, build_scheduler
+
+        self.setup, self.path = setup, path or setup.decision().path
         if self.path.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net.train()
         self.model = torch.compile(net) if self.path.compile else net
         optim, sched = OmegaConf.to_object(setup.cfg.optim), OmegaConf.to_object(setup.cfg.sched)
-        optimizer = build_optimizer(net, optim)
-        self.optimizer = fused_optimizer(optimizer) if self.path.fused else optimizer
+        self.optimizer = build_optimizer(net, dataclasses.replace(optim, fused=self.path.fused))
         self.scheduler = build_scheduler(self.optimizer, optim.lr, sched, max(1, int(setup.cfg.trainer.max_steps)))
         self.loss_fn = setup.loss_fn()
         self.clip = setup.cfg.trainer.gradient_clip_val
@@ -145,4 +111,4 @@ class PlainLoop:
         return out
 
 
-__all__ = ["FastPath", "PlainLoop", "default_fast_path", "fused_optimizer"]
+__all__ = ["FastPath", "PlainLoop", "default_fast_path"]

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from recipes.fast_path import bf16_supported  # the recipes' rule, recorded with every report
+
 
 def cpu_model() -> str:
     """The CPU's marketing name (``/proc/cpuinfo``), else ``platform.processor()``."""
@@ -28,18 +30,6 @@ def load_average() -> tuple[float, float, float] | None:
         return tuple(round(x, 2) for x in os.getloadavg())  # type: ignore[return-value]
     except OSError:
         return None
-
-
-def bf16_supported(device: torch.device | str) -> bool:
-    """Fast bf16 matmuls: CUDA with bf16 support, or a CPU with AVX512-BF16 or AMX (slow emulation otherwise)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        cpu = getattr(torch, "cpu", None)
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(cpu, c, lambda: False)() for c in checks)
-    return False
 
 
 def gpu_name(device: torch.device | str) -> str | None:

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from recipes.fast_path import Decision
+
 from .context import Context
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -52,6 +54,12 @@ class RecipeSetup:
     @property
     def batch_size(self) -> int:
         return int(self.cfg.data.batch_size)
+
+    def decision(self) -> Decision:
+        """The recipe's fast path on this device (``recipes.build.fast_path_for``: what ``recipes.train`` would use)."""
+        from recipes.build import fast_path_for
+
+        return fast_path_for(self.cfg, self.dm)
 
     def build_net(self, seed: int = 0) -> nn.Module:
         """The recipe's network (the data's sizes filled in), seeded, on the device."""

@@ -6,6 +6,12 @@ rename itself survives a power cut. A process killed mid-write leaves the target
 stale ``.NAME.tmpPID`` that :func:`remove_stale_temps` clears). Any other error removes the
 temporary file and re-raises; an ``OSError`` (disk full, quota, permissions) becomes a one-line
 :class:`WriteError` naming the file and the cause. Imports nothing heavy.
+
+Folders (sharded FSDP checkpoints) go the same way with :func:`staged_folder`: written under
+``.NAME.tmpPID/``, fsynced, then renamed into place. A folder cannot be renamed over a non-empty
+one, so the old version is first renamed aside (``.NAME.tmp-oldPID``) and deleted after; a process
+killed between those two renames leaves no ``NAME`` but the complete old version aside, which
+:func:`remove_stale_temps` renames back.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 TEMP_MARK = ".tmp"
+ASIDE_MARK = f"{TEMP_MARK}-old"  # the previous version of a folder while its new one is renamed into place
 
 
 class WriteError(OSError):
@@ -62,24 +70,106 @@ def atomic_write(
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(e, OSError) and not isinstance(e, WriteError):
-            code = errno.errorcode.get(e.errno, "error") if e.errno else type(e).__name__
-            reason = os.strerror(e.errno) if e.errno else str(e)
-            error = WriteError(
-                f"{what}: could not write '{shown or path}' ({code}: {reason}); the previous {what} there, if any, "
-                "is unchanged"
-            )
-            error.errno = e.errno
+        if error := _write_error(e, what, shown or path):
             raise error from e
         raise
     fsync_dir(path.parent)
 
 
-def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``folder``; returns them."""
-    folder = Path(folder)
-    stale = [p for p in folder.glob(f".*{TEMP_MARK}*") if p.is_file()] if folder.is_dir() else []
-    for p in stale:
+def _write_error(e: BaseException, what: str, path: Path) -> WriteError | None:
+    """The one-line :class:`WriteError` to raise for ``e`` if it is an ``OSError`` (not one already)."""
+    if not isinstance(e, OSError) or isinstance(e, WriteError):
+        return None
+    code = errno.errorcode.get(e.errno, "error") if e.errno else type(e).__name__
+    reason = os.strerror(e.errno) if e.errno else str(e)
+    error = WriteError(
+        f"{what}: could not write '{path}' ({code}: {reason}); the previous {what} there, if any, is unchanged"
+    )
+    error.errno = e.errno
+    return error
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, what: str = "file") -> None:
+    """:func:`atomic_write` of ``data``."""
+    atomic_write(path, lambda f: f.write(data), what)
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or a folder tree, if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
         with contextlib.suppress(OSError):
-            p.unlink()
+            path.unlink()
+
+
+def fsync_tree(folder: Path) -> None:
+    """Persist every file under ``folder``, then the folders themselves (deepest first)."""
+    for root, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            fd = os.open(Path(root) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Rename ``src`` (a file or a folder) to ``dst``, replacing what is there: atomically for files;
+    for folders the old ``dst`` is renamed aside first and deleted after (see the module docstring)."""
+    if not (src.is_dir() or dst.is_dir()):
+        os.replace(src, dst)
+        return
+    aside = dst.with_name(f".{dst.name}{ASIDE_MARK}{os.getpid()}")
+    remove_path(aside)
+    if dst.exists() or dst.is_symlink():
+        os.replace(dst, aside)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+    remove_path(aside)
+
+
+@contextlib.contextmanager
+def staged_folder(
+    path: str | os.PathLike[str], tmp: Path | None = None, owner: bool = True, what: str = "checkpoint"
+) -> Iterator[Path]:
+    """Yield a temporary folder to write ``path``'s new version into; once the block ends, fsync it and
+    rename it into place. An error removes it (the old ``path`` stays) and an ``OSError`` becomes a
+    one-line :class:`WriteError`.
+
+    Several processes writing one folder (FSDP ranks) pass rank 0's ``tmp`` (default: this process's
+    :func:`temp_path`) and ``owner=True`` on rank 0 only: the owner clears a stale ``tmp``, publishes
+    and cleans up; the others only write.
+    """
+    path = Path(path)
+    tmp = temp_path(path) if tmp is None else Path(tmp)
+    try:
+        if owner:
+            remove_path(tmp)
+            tmp.mkdir(parents=True)
+        yield tmp
+        if owner:
+            fsync_tree(tmp)
+            replace_path(tmp, path)
+    except BaseException as e:
+        if owner:
+            remove_path(tmp)
+        if error := _write_error(e, what, path):
+            raise error from e
+        raise
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Clear what killed writers left in ``folder``: temporary files and folders are deleted, a folder's
+    previous version left aside is renamed back when its new version never arrived. Returns what it found."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(f".*{TEMP_MARK}*")) if folder.is_dir() else []
+    for p in stale:
+        name, mark, _ = p.name[1:].rpartition(ASIDE_MARK)
+        if mark and p.is_dir() and not (folder / name).exists():
+            with contextlib.suppress(OSError):
+                os.replace(p, folder / name)
+            continue  # never delete the only complete version
+        remove_path(p)
     return stale

@@ -22,6 +22,7 @@ from resblocks.shortcuts import shortcut_factory
 
 from .cli_errors import describe
 from .config import TrainConfig
+from .fast_path import Decision, check_switch, decide, device_type, is_conv_net, resolve_precision
 from .modules.optim import OptimizerSettings, ScheduleSettings
 from .tracking import check_logger, wandb_mode
 
@@ -30,6 +31,7 @@ DATA_DERIVED = ("num_classes", "in_chans", "image_size", "vocab_size", "pad_id")
 # Stand-ins for the meta-device check when a size is only known once the data is loaded.
 PLACEHOLDERS = {"num_classes": 10, "vocab_size": 256, "pad_id": 0}
 PRECISIONS = (
+    "auto",  # recipes.fast_path: bf16-mixed where bf16 is fast, else 32-true
     "64-true",
     "64",
     "32-true",
@@ -118,26 +120,44 @@ def data_derived(name: str, opts: dict[str, Any], dm: Any, placeholders: bool = 
     return out
 
 
-def build_net(cfg: DictConfig, dm: Any, device: torch.device | str | None = None) -> nn.Module:
-    """The network for ``cfg`` with the data's sizes (call after ``dm.setup()``)."""
+def build_net(cfg: DictConfig, dm: Any, device: torch.device | str | None = None, compile: bool = False) -> nn.Module:
+    """The network for ``cfg`` with the data's sizes (call after ``dm.setup()``); ``compile``: ``torch.compile`` it."""
     name, opts = model_spec(cfg)
     with torch.device(device) if device is not None else nullcontext():
         net = resblocks.build_model(name, **opts, **data_derived(name, opts, dm, placeholders=device == "meta"))
-    if cfg.compile:
+    if compile:
         net.compile()  # in place: state_dict keys stay the same as without compile
     return net
 
 
-def check_net(cfg: DictConfig, dm: Any) -> int:
-    """Build the network on the meta device (no memory, no data): combinations fail now. Returns the parameter count."""
+def meta_net(cfg: DictConfig, dm: Any) -> nn.Module:
+    """The network on the meta device (no memory, no data): combinations fail now, in one line."""
     name, _ = model_spec(cfg)
     try:
-        net = build_net(cfg, dm, device="meta")
+        return build_net(cfg, dm, device="meta")
     except ConfigError:
         raise
     except (ValueError, TypeError, AssertionError) as e:
         raise ConfigError(f"model: {name!r} cannot be built with these options ({type(e).__name__}: {e})") from e
-    return sum(p.numel() for p in net.parameters())
+
+
+# ----------------------------------------------------------------------------- fast path
+
+
+def fast_path_for(cfg: DictConfig, dm: Any, net: nn.Module | None = None) -> Decision:
+    """The run's fast path (:func:`recipes.fast_path.decide`) on the device ``trainer.accelerator`` trains on.
+
+    A conv net is an image model whose weights are mostly conv kernels; ``net`` is the network if
+    already built (any device, ``meta`` included), else it is built on the meta device.
+    """
+    from recipes.data import ImageClassificationData
+
+    conv = isinstance(dm, ImageClassificationData) and is_conv_net(net if net is not None else meta_net(cfg, dm))
+    return decide(
+        device_type(cfg.trainer.accelerator), conv_net=conv, precision=str(cfg.trainer.precision),
+        channels_last=cfg.channels_last, fused=cfg.optim.fused, compile=cfg.compile, optimizer=cfg.optim.name,
+        clip_gradients=bool(cfg.trainer.gradient_clip_val),
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- data
@@ -168,26 +188,38 @@ def settings(cfg: DictConfig) -> tuple[OptimizerSettings, ScheduleSettings]:
     return OmegaConf.to_object(cfg.optim), OmegaConf.to_object(cfg.sched)  # type: ignore[return-value]
 
 
-def build_module(cfg: DictConfig, dm: Any) -> Any:
-    """The LightningModule for the DataModule's task; the network is built in ``configure_model``."""
+def build_module(cfg: DictConfig, dm: Any, decision: Decision | None = None) -> Any:
+    """The LightningModule for the DataModule's task; the network is built in ``configure_model``.
+
+    ``decision``: the run's fast path (default: :func:`fast_path_for`): compile, fused optimiser and,
+    for image classifiers, channels-last.
+    """
+    import dataclasses
+
     from recipes.data import ImageClassificationData, LanguageModelData, TextClassificationData
 
     from .modules import CausalLM, ImageClassifier, TextClassifier
 
+    path = (decision or fast_path_for(cfg, dm)).path
     optim, sched = settings(cfg)
+    optim = dataclasses.replace(optim, fused=path.fused)
 
     def net() -> nn.Module:
-        return build_net(cfg, dm)
+        return build_net(cfg, dm, compile=path.compile)
 
     if isinstance(dm, LanguageModelData):
         cpt = _data_value(dm, "chars_per_token")
         if cpt is None and getattr(dm, "tokenizer_kind", None) == "char":
             cpt = 1.0
         return CausalLM(net, optim, sched, chars_per_token=cpt, encode=dm.encode, decode=dm.decode)
-    if isinstance(dm, (ImageClassificationData, TextClassificationData)):
-        cls = ImageClassifier if isinstance(dm, ImageClassificationData) else TextClassifier
-        # None: the module reads it from the DataModule after setup (an imagefolder's classes).
-        return cls(net, cfg.model.get("num_classes"), optim, sched, label_smoothing=cfg.task.label_smoothing)
+    # num_classes None: the module reads it from the DataModule after setup (an imagefolder's classes).
+    num_classes, smoothing = cfg.model.get("num_classes"), cfg.task.label_smoothing
+    if isinstance(dm, ImageClassificationData):
+        return ImageClassifier(
+            net, num_classes, optim, sched, label_smoothing=smoothing, channels_last=path.channels_last
+        )
+    if isinstance(dm, TextClassificationData):
+        return TextClassifier(net, num_classes, optim, sched, label_smoothing=smoothing)
     raise ConfigError(f"data: {type(dm).__name__} has no task module; valid: image/text classification or LM data")
 
 
@@ -231,6 +263,7 @@ def check_trainer(cfg: DictConfig) -> None:
                 f"CUDA GPU(s); valid: at most {have}" + (", or trainer.accelerator=cpu" if not have else "")
             )
     kwargs = OmegaConf.to_container(t, resolve=True)
+    kwargs["precision"] = resolve_precision(kwargs["precision"], device_type(t.accelerator))[0]
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level, quiet.level = quiet.level, logging.WARNING  # its "GPU available: ..." lines come with the real Trainer
     try:
@@ -276,6 +309,8 @@ def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
         wandb_mode(cfg.logger.mode)  # a bad mode, or online without a key
     if str(cfg.trainer.precision) not in PRECISIONS:
         raise ConfigError(f"trainer.precision: {cfg.trainer.precision!r}; valid: {', '.join(PRECISIONS)}")
+    check_switch("compile", cfg.compile)
+    check_switch("channels_last", cfg.channels_last)
     if cfg.resume not in (None, "auto") and not str(cfg.resume).strip():
         raise ConfigError("resume: empty; valid: auto, null or a checkpoint path")
     try:
@@ -310,5 +345,5 @@ def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
     check_trainer(cfg)
     model_spec(cfg)
     dm = build_data(cfg)
-    check_net(cfg, dm)
+    fast_path_for(cfg, dm, meta_net(cfg, dm))  # an explicit switch that cannot work on this device
     return dm

@@ -8,7 +8,6 @@ through ``trainer.fit(ckpt_path=...)``.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,14 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.strategies import FSDPStrategy
 
 from resblocks.errors import ConfigError
 
-from .atomic import TEMP_MARK, atomic_write, fsync_dir
+from .atomic import TEMP_MARK, atomic_write, fsync_dir, remove_path, replace_path, staged_folder, temp_path
 from .data.windows import mix
 from .runs import LAST, META_KEY, RunPlan, safe_load
+from .wandb_rewind import record_position
 
 STAGED = f"{TEMP_MARK}-staged"  # StepCheckpoint's files before they are published: .last.ckpt.tmp-staged
 
@@ -46,6 +47,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return safe_load(path, map_location=map_location or "cpu")
+
+
+class AtomicFSDPStrategy(FSDPStrategy):
+    """Lightning's ``FSDPStrategy`` whose checkpoints are written atomically too.
+
+    ``state_dict_type="full"`` checkpoints are one file written by rank 0 through ``checkpoint_io``
+    (pass :class:`AtomicCheckpointIO`). ``"sharded"`` ones are folders that every rank writes into:
+    here they go to rank 0's staging folder (:func:`recipes.atomic.staged_folder`), and rank 0 renames
+    it into place once every rank is done (torch.distributed.checkpoint fsyncs the shards; rank 0
+    fsyncs the rest). A rank killed mid-write leaves the previous checkpoint folder intact.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None) -> None:
+        if self._state_dict_type != "sharded":
+            super().save_checkpoint(checkpoint, filepath, storage_options)
+            return
+        final = Path(self.broadcast(str(filepath)))
+        tmp = Path(self.broadcast(str(temp_path(final))))  # rank 0's name, on every rank
+        with staged_folder(final, tmp, owner=self.is_global_zero):
+            self.barrier("staging folder ready")
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            self.barrier("every shard written")
+        self.barrier("checkpoint published")
 
 
 def rng_state() -> dict[str, Any]:
@@ -134,48 +158,63 @@ class StepCheckpoint(ModelCheckpoint):
       the end of training. A run killed in between resumes from the previous checkpoint, whose
       logged steps are all on disk, so the resumed log has neither gaps nor repeats
       (:func:`recipes.tracking.rewind_logs` drops the rows past it). An exception discards them.
+    * when the next step starts (or training ends) after a checkpoint was published, W&B's position
+      is recorded for it, so a resume from it rewinds the W&B run there (:mod:`recipes.wandb_rewind`).
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(save_on_train_epoch_end=True, **kwargs)
         self._staged: list[tuple[Path, Path]] = []
+        self._staged_step: int | None = None  # the global step the staged checkpoints hold
+        self._unrecorded: int | None = None  # published, W&B position not yet recorded
 
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
-        if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):  # FSDP writes folders: no staging
+        if not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):  # a writer we cannot vouch for
             super()._save_checkpoint(trainer, filepath)
             return
         final = Path(filepath)
         staged = final.with_name(f".{final.name}{STAGED}")
         super()._save_checkpoint(trainer, str(staged))
         self._staged.append((staged, final))
+        self._staged_step = trainer.global_step
 
     def publish(self, trainer: Any) -> None:
-        """Rename the staged files into place, ``last.ckpt`` first (resume reads it)."""
+        """Rename the staged checkpoints (files, or FSDP folders) into place, ``last.ckpt`` first (resume reads it)."""
         staged, self._staged = self._staged, []
         if trainer.is_global_zero:
             for tmp, final in sorted(staged, key=lambda s: s[1].name != LAST):
-                os.replace(tmp, final)
+                replace_path(tmp, final)
             if staged:
                 fsync_dir(staged[0][1].parent)
+        if staged:
+            self._unrecorded = self._staged_step
+
+    def record_log_position(self, trainer: Any) -> None:
+        """Note W&B's position for the last published checkpoint (all its step's rows are logged by now)."""
+        if self._unrecorded is not None and trainer.is_global_zero and self.dirpath:
+            record_position(Path(self.dirpath), self._unrecorded, trainer.logger)
+        self._unrecorded = None
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self.publish(trainer)
+        self.record_log_position(trainer)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        self.publish(trainer)
+        self.publish(trainer)  # the epoch's own metrics are logged after this hook: record at the next step
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         super().on_train_end(trainer, pl_module)
         self.publish(trainer)
+        self.record_log_position(trainer)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
         staged, self._staged = self._staged, []
         for tmp, _ in staged if trainer.is_global_zero else ():
-            tmp.unlink(missing_ok=True)
+            remove_path(tmp)
 
 
 def check_checkpoint_config(cfg: Any) -> None:

@@ -38,7 +38,7 @@ class TrainerConfig:
     devices: Any = "auto"  # an int, a list of device ids, or "auto"
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | deepspeed ...
-    precision: str = "32-true"  # 32-true | bf16-mixed | bf16-true | 16-mixed
+    precision: str = "auto"  # auto (bf16-mixed where bf16 is fast, else 32-true; recipes/fast_path.py) | 32-true | bf16-mixed | bf16-true | 16-mixed
     max_steps: int = -1
     max_epochs: int | None = None
     gradient_clip_val: float | None = None
@@ -127,7 +127,9 @@ class TrainConfig:
     resume: str | None = None  # null | auto | PATH to a .ckpt
     overwrite: bool = False  # start afresh in a run_dir that already holds checkpoints (deletes them)
     test: bool = False  # evaluate the best (else last) checkpoint on the test split after training
-    compile: bool = False  # torch.compile the network
+    # The fast path (recipes/fast_path.py): auto | true | false each; one line at the start says what was chosen.
+    compile: bool | str = "auto"  # torch.compile the network; auto: on CUDA only
+    channels_last: bool | str = "auto"  # NHWC conv nets and image batches; auto: for conv nets
     float32_matmul_precision: str | None = None  # highest | high | medium (TF32 on Ampere+ GPUs)
     model: dict[str, Any] = field(default_factory=dict)  # name + builder options (resblocks.MODELS)
     data: dict[str, Any] = field(default_factory=dict)  # name + DataModule options (recipes.data)

@@ -25,7 +25,8 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
     """Test metrics of the checkpoint ``ckpt`` (built from its stored config plus ``overrides``)."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from .build import build_data, build_module, typed
+    from .build import build_data, build_module, fast_path_for, typed
+    from .precision import trainer_precision
     from .summary import collect_metrics
 
     ckpt = Path(ckpt)
@@ -43,7 +44,8 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
     import torch
 
     dm = build_data(cfg)
-    module = build_module(cfg, dm)
+    decision = fast_path_for(cfg, dm)  # "auto" decides for this machine, not the one that trained
+    module = build_module(cfg, dm, decision)
     # Weights only (not Trainer(ckpt_path=...), which would also want the training callbacks back).
     dm.prepare_data()
     dm.setup("test")
@@ -51,7 +53,7 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
     module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
     t = cfg.trainer
     trainer = pl.Trainer(
-        accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
+        accelerator=t.accelerator, devices=1, **trainer_precision(decision.precision, decision.device), logger=False,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=t.enable_progress_bar,
         enable_model_summary=False, default_root_dir=str(ckpt.parent),
     )  # fmt: skip

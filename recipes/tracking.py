@@ -15,9 +15,8 @@ import netrc
 import os
 import re
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 from resblocks.errors import ConfigError
@@ -101,8 +100,9 @@ def build_logger(
     Every logger writes under ``run_dir``; W&B and TensorBoard reuse ``run_id`` so a resumed run
     continues the same curves. ``announce`` prints the one line about an automatic offline mode.
     ``start_step``: the step training resumes from; TensorBoard hides what a killed attempt logged
-    past it (CSV: :func:`rewind_logs`). W&B is wrapped in a :class:`~recipes.fallback_logger.FallbackLogger`:
-    if it fails, training goes on logging to CSV.
+    past it (CSV: :func:`rewind_logs`), W&B rewinds the run to it where the checkpoint's W&B position
+    was recorded (:mod:`recipes.wandb_rewind`). W&B is wrapped in a
+    :class:`~recipes.fallback_logger.FallbackLogger`: if it fails, training goes on logging to CSV.
     """
     check_logger(cfg.name)
     if cfg.name == "none":
@@ -122,14 +122,17 @@ def build_logger(
             save_dir=run_dir, name="tensorboard", version=run_id, default_hp_metric=False, purge_step=start_step or None
         )
     import wandb
-    from lightning.pytorch.loggers import WandbLogger
 
     from .fallback_logger import FallbackLogger
+    from .runs import CKPT_DIR
+    from .wandb_rewind import RewindingWandbLogger, rewind_point
 
     mode, reason = wandb_mode(cfg.mode)
     if reason and announce:
         print(f"W&B: {reason}; logging offline to {run_dir / 'wandb'} (upload later with `wandb sync`)", flush=True)
-    wandb_logger = WandbLogger(
+    wandb_logger = RewindingWandbLogger(
+        rewind_to=rewind_point(run_dir / CKPT_DIR, start_step),
+        resumed=start_step > 0,
         name=redact_secrets(run_name),
         project=redact_secrets(cfg.project),
         entity=redact_secrets(cfg.entity),
@@ -170,7 +173,7 @@ def rewind_logs(run_dir: Path, step: int) -> int:
     import csv
     import io
 
-    from .atomic import atomic_write
+    from .atomic import atomic_write_bytes
 
     dropped = 0
     for path in sorted(Path(run_dir).glob("csv/version_*/metrics.csv")):
@@ -184,13 +187,9 @@ def rewind_logs(run_dir: Path, step: int) -> int:
         writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         writer.writerows(keep)
-        atomic_write(path, partial(_write, text.getvalue().encode()), "metrics log")
+        atomic_write_bytes(path, text.getvalue().encode(), "metrics log")
         dropped += len(rows) - len(keep)
     return dropped
-
-
-def _write(data: bytes, f: BinaryIO) -> None:
-    f.write(data)
 
 
 # ----------------------------------------------------------------------------- secrets

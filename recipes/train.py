@@ -21,8 +21,9 @@ from omegaconf import DictConfig
 from resblocks.errors import ConfigError
 
 from . import config as _config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
-from .build import build_module, plain, validate
+from .build import build_module, fast_path_for, plain, validate
 from .cli_errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, config_error_line, debug_requested
+from .fast_path import Decision
 from .runs import RunPlan, check_resumable, launch_rank, plan_run
 from .summary import RunSummary, collect_metrics
 from .tracking import redact_secrets
@@ -30,28 +31,34 @@ from .tracking import redact_secrets
 _task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
 
 
-def build_trainer(cfg: DictConfig, plan: RunPlan, callbacks: Sequence[Any], logger: Any) -> Any:
-    """``lightning.Trainer`` from ``cfg.trainer``; FSDP shards per residual sub-layer (``cfg.fsdp``)."""
+def build_trainer(
+    cfg: DictConfig, plan: RunPlan, callbacks: Sequence[Any], logger: Any, decision: Decision | None = None
+) -> Any:
+    """``lightning.Trainer`` from ``cfg.trainer`` with the fast path's precision (``decision``, default
+    :func:`~recipes.build.fast_path_for`); FSDP shards per residual sub-layer (``cfg.fsdp``)."""
     import lightning.pytorch as pl
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from omegaconf import OmegaConf
 
-    from .checkpointing import AtomicCheckpointIO
+    from .checkpointing import AtomicCheckpointIO, AtomicFSDPStrategy
+    from .precision import PLAIN_STRATEGIES, trainer_precision
 
+    decision = decision or fast_path_for(cfg, None)
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    plugins: list[Any] = []
+    del kwargs["precision"]  # "auto", or what the decision took it from
+    kwargs.update(trainer_precision(decision.precision, decision.device, kwargs["strategy"]))
+    plugins: list[Any] = kwargs.pop("plugins", [])
     if kwargs["strategy"] == "fsdp":
-        from lightning.pytorch.strategies import FSDPStrategy
-
         from resblocks import Residual
 
-        kwargs["strategy"] = FSDPStrategy(
+        kwargs["strategy"] = AtomicFSDPStrategy(
+            checkpoint_io=AtomicCheckpointIO(),
             auto_wrap_policy={Residual},
             activation_checkpointing_policy={Residual} if cfg.fsdp.activation_checkpointing else None,
             sharding_strategy=cfg.fsdp.sharding_strategy,
             state_dict_type=cfg.fsdp.state_dict_type,
         )
-    elif kwargs["strategy"] in ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "single_device"):
+    elif kwargs["strategy"] in PLAIN_STRATEGIES:
         plugins.append(AtomicCheckpointIO())
     try:
         return pl.Trainer(
@@ -99,8 +106,10 @@ def train(cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = ()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    module = build_module(cfg, dm)
+    decision = fast_path_for(cfg, dm)
+    module = build_module(cfg, dm, decision)
     if launch_rank() == 0:
+        print(decision.line(), flush=True)
         rewind_logs(plan.run_dir, plan.start_step)  # rows a killed attempt logged past the checkpoint
     logger = build_logger(
         cfg.logger, plan.run_dir, plan.run_id, cfg.name, announce=launch_rank() == 0, start_step=plan.start_step
@@ -108,9 +117,9 @@ def train(cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = ()
     monitor = TrainingMonitor()
     ckpts = checkpoint_callbacks(cfg.checkpoint, plan.ckpt_dir)
     guard = DivergenceGuard(cfg.divergence.action, cfg.divergence.max_skips, cfg.divergence.grad_norms)
-    trainer = build_trainer(cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *callbacks], logger)
+    trainer = build_trainer(cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *callbacks], logger, decision)
     if logger:
-        logger.log_hyperparams(resolved)
+        logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=plan.ckpt_path, weights_only=True)

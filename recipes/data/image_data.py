@@ -2,6 +2,10 @@
 
 Loaders yield ``(uint8 images [B,C,H,W], int64 labels [B])``; :meth:`ImageClassificationData.on_after_batch_transfer`
 augments (train only) and normalises on the batch's device, so the model gets float32.
+
+Resumes exactly, mid-epoch too: the train order is a function of ``(seed, epoch)`` and a checkpoint
+records the batches done (:mod:`recipes.data.resume`); a train batch's crops and flips are a function
+of ``(seed, epoch, batch, rank)``.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from . import fmnist, hub
 from .augment import STATS, augment, normalize
+from .resume import ResumableTrainData
+from .windows import mix
+
+AUGMENT_STREAM = 0xA06  # so a batch's crop/flip seed differs from its step seed (RunState mixes the same numbers)
 
 
-class ImageClassificationData(pl.LightningDataModule):
+class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
     """Base of the image DataModules; subclasses implement :meth:`build_datasets`.
 
     Args:
@@ -26,7 +34,7 @@ class ImageClassificationData(pl.LightningDataModule):
         num_workers: loader worker processes (0 suits in-memory data).
         augment: random pad-crop + horizontal flip on train batches.
         val_fraction: share of train held out as val (deterministic given ``seed``); 0 uses test as val.
-        seed: seeds the hold-out, the train shuffle and the augmentation.
+        seed: seeds the hold-out, the train order (per epoch) and the augmentation (per batch).
         limit_train_samples: keep only this many train samples (quick tests).
         path: local data instead of the default source (see the subclass).
         cache_dir: cache for decoded images (default ``$RESBLOCKS_CACHE`` or ``~/.cache/resblocks``).
@@ -105,7 +113,7 @@ class ImageClassificationData(pl.LightningDataModule):
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=self.train_sampler(ds) if train else None,
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -130,26 +138,30 @@ class ImageClassificationData(pl.LightningDataModule):
             self._generators[device] = torch.Generator(device=device).manual_seed(self.seed * 1000003 + rank)
         return self._generators[device]
 
+    def batch_generator(self, device: torch.device) -> torch.Generator:
+        """The augmentation generator seeded for the train batch being transferred: a function of
+        ``(seed, epoch, batch, rank)``, not of what ran before (so a resumed run draws the same crops)."""
+        trainer = self.trainer
+        batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # Lightning counts it once transferred
+        seed = mix(mix(mix(mix(self.seed, trainer.current_epoch), batch), trainer.global_rank), AUGMENT_STREAM)
+        return self._generator(device).manual_seed(seed % 2**63)  # sets host-side state: no device sync
+
     def transform_batch(
-        self, batch: tuple[torch.Tensor, torch.Tensor], train: bool
+        self, batch: tuple[torch.Tensor, torch.Tensor], train: bool, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment (if ``train`` and enabled) and normalise a uint8 batch; labels pass through."""
+        """Augment (if ``train`` and enabled) and normalise a uint8 batch; labels pass through.
+
+        ``generator``: the augmentation's; default, this DataModule's own per device (seeded once).
+        """
         x, y = batch
         if train and self.augment:
-            x = augment(x, padding=self.crop_padding, flip=True, generator=self._generator(x.device))
+            x = augment(x, padding=self.crop_padding, flip=True, generator=generator or self._generator(x.device))
         return normalize(x, self.mean, self.std), y
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         training = self.trainer is not None and self.trainer.training
-        return self.transform_batch(batch, train=training)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Augmentation RNG states, so a resumed run draws the same crops and flips."""
-        return {"generators": {str(d): g.get_state() for d, g in self._generators.items()}}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for device, rng_state in state_dict.get("generators", {}).items():
-            self._generator(torch.device(device)).set_state(rng_state)
+        generator = self.batch_generator(batch[0].device) if training and self.augment else None
+        return self.transform_batch(batch, train=training, generator=generator)
 
 
 class InMemoryImageData(ImageClassificationData):

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from . import shakespeare
 from .hub import iter_texts, text_splits
+from .resume import ResumableTrainData
 from .sources import DataError, hash_key
 from .text_files import load_text_corpus
 from .tokenizer import EOT, CharTokenizer, Tokenizer, cached_token_ids, encode_texts, limit_chars, train_bpe
@@ -41,7 +42,7 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class LanguageModelData(pl.LightningDataModule):
+class LanguageModelData(ResumableTrainData, pl.LightningDataModule):
     """Base of the language-model DataModules; subclasses implement :meth:`load_corpus`.
 
     Args:
@@ -53,6 +54,7 @@ class LanguageModelData(pl.LightningDataModule):
         samples_per_epoch: train windows per epoch (default: train tokens // block_size).
         val_batches: cap on val/test batches (evenly spaced windows); None = every non-overlapping window.
         seed: seeds the train window offsets (and the Shakespeare play split).
+            A mid-epoch resume continues with the next window (:class:`~recipes.data.resume.ResumableTrainData`).
         num_workers: loader worker processes.
         cache_dir: cache for tokenizers and token ids (default ``$RESBLOCKS_CACHE`` or ``~/.cache/resblocks``).
     """
@@ -91,7 +93,6 @@ class LanguageModelData(pl.LightningDataModule):
         self.num_workers, self.cache_dir = num_workers, cache_dir
         self.corpus: LMCorpus | None = None
         self._chars_per_token: float | None = None
-        self._resume_batches = 0  # train batches of the current epoch already seen (from a checkpoint)
 
     # ------------------------------------------------------------------ corpus
 
@@ -175,21 +176,6 @@ class LanguageModelData(pl.LightningDataModule):
     def decode(self, ids: Iterable[int]) -> str:
         return self.tokenizer.decode(ids)
 
-    # ------------------------------------------------------------------ resume
-
-    def state_dict(self) -> dict[str, Any]:
-        """Train batches done in the current epoch, so a mid-epoch resume continues with the next window."""
-        if self.trainer is None:
-            return {}
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= self.trainer.num_training_batches:  # saved at an epoch's last batch: resume starts the next epoch
-            done = 0
-        return {"train_batches_done": done}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Lightning restores the DataModule before it asks for the train loader, which applies the skip.
-        self._resume_batches = int(state_dict.get("train_batches_done", 0))
-
     # ------------------------------------------------------------------ loaders
 
     def train_dataset(self) -> RandomWindows:
@@ -215,9 +201,7 @@ class LanguageModelData(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.train_dataset()
-        sampler = EpochWindowSampler(ds, skip=self._resume_batches * self.batch_size)
-        self._resume_batches = 0
-        return self._loader(ds, sampler)
+        return self._loader(ds, EpochWindowSampler(ds, skip=self.take_resume_skip()))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.eval_dataset("val"))

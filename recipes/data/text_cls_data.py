@@ -2,6 +2,7 @@
 
 Batches are ``(ids [B,T] int64, pad_mask [B,T] bool, labels [B] int64)``; ``pad_mask`` is True
 where the position is padding (``ids == pad_id``, only at the end of a play's last chunk).
+The train order is a function of ``(seed, epoch)`` and resumes mid-epoch (:mod:`recipes.data.resume`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from . import shakespeare
+from .resume import ResumableTrainData
 from .tokenizer import CharTokenizer
 
 PAD_ID = 0
 
 
-class TextClassificationData(pl.LightningDataModule):
+class TextClassificationData(ResumableTrainData, pl.LightningDataModule):
     """Base: subclasses implement :meth:`load_examples`; characters get ids from 1 (0 is padding).
 
     Args:
         block_size: characters per example (``T``).
         batch_size: examples per batch (per device).
-        seed: seeds the split and the train shuffle.
+        seed: seeds the split and the train order (per epoch).
         num_workers: loader worker processes.
         path: local data instead of the default source (see the subclass).
     """
@@ -98,7 +100,7 @@ class TextClassificationData(pl.LightningDataModule):
         return DataLoader(
             self.sets[split],
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=self.train_sampler(self.sets[split]) if train else None,
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

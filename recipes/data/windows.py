@@ -10,12 +10,13 @@ A standard ``DistributedSampler`` over the dataset also gives disjoint, reproduc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
+
+from .resume import ResumableSampler
 
 _MASK = (1 << 64) - 1
 
@@ -92,31 +93,21 @@ class FixedWindows(_TokenDataset):
         return _window(self.tokens, int(self.offsets[i]), self.block_size)
 
 
-class EpochWindowSampler(DistributedSampler):
+class EpochWindowSampler(ResumableSampler):
     """Indices ``epoch * n + j`` for this rank's share of ``j in [0, n)``, ``n = len(dataset)``.
 
-    A ``DistributedSampler`` so Lightning keeps it under DDP (and calls ``set_epoch``); rank and
-    world size come from ``torch.distributed`` when it is initialised. Each rank gets
-    ``ceil(n / world)`` indices (the last ones wrap around, as ``DistributedSampler`` pads).
-    ``skip``: indices of this rank to leave out of the next iteration only (mid-epoch resume).
+    A ``DistributedSampler`` (via :class:`~recipes.data.resume.ResumableSampler`) so Lightning keeps it
+    under DDP and calls ``set_epoch``. Each rank gets ``ceil(n / world)`` indices (the last ones wrap
+    around, as ``DistributedSampler`` pads). ``skip``: indices of this rank to leave out of the next
+    iteration only (mid-epoch resume).
     """
 
     def __init__(
         self, dataset: Dataset, num_replicas: int | None = None, rank: int | None = None, skip: int = 0
     ) -> None:
-        dist = torch.distributed
-        initialised = dist.is_available() and dist.is_initialized()
-        num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if initialised else 1)
-        rank = rank if rank is not None else (dist.get_rank() if initialised else 0)
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
-        self.skip = skip
+        super().__init__(dataset, shuffle=False, skip=skip, num_replicas=num_replicas, rank=rank)
 
-    def __iter__(self) -> Iterator[int]:
+    def indices(self) -> Iterator[int]:
         n = len(self.dataset)  # type: ignore[arg-type]
-        per_rank = math.ceil(n / self.num_replicas)
         base = self.epoch * n
-        skip, self.skip = self.skip, 0
-        return iter(base + (self.rank + k * self.num_replicas) % n for k in range(skip, per_rank))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.num_replicas)  # type: ignore[arg-type]
+        return iter(base + (self.rank + k * self.num_replicas) % n for k in range(self.num_samples))

@@ -7,7 +7,7 @@
 Weight decay applies to matrices and conv kernels only: norm layers, biases, residual scalars
 (any parameter with fewer than 2 dims) and the names a module lists in ``no_weight_decay()``
 (timm's convention, used by :class:`resblocks.Shortcut` rules and e.g. position embeddings)
-get none.
+get none. ``optim.fused`` picks torch's fused update kernel (``recipes.fast_path``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from torch import nn
 
 from resblocks.errors import ConfigError
 from resblocks.norms import is_norm
+
+from ..fast_path import check_switch, use_fused
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "multistep", "step")
@@ -37,6 +39,7 @@ class OptimizerSettings:
     eps: float = 1e-8  # adamw
     momentum: float = 0.9  # sgd
     nesterov: bool = False  # sgd
+    fused: bool | str = "auto"  # one fused kernel per update (torch's fused=True); auto: where the device has one
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -47,6 +50,7 @@ class OptimizerSettings:
             raise ConfigError(f"optim.weight_decay: {self.weight_decay}; valid: >= 0")
         if len(self.betas) != 2:
             raise ConfigError(f"optim.betas: {list(self.betas)}; valid: two numbers, e.g. [0.9, 0.99]")
+        check_switch("optim.fused", self.fused)
 
 
 @dataclass
@@ -115,10 +119,30 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def build_optimizer(model: nn.Module, optim: OptimizerSettings) -> torch.optim.Optimizer:
+    """The optimiser over :func:`param_groups`; fused per ``optim.fused`` (``auto``: where the parameters' device has fused kernels)."""
     groups = param_groups(model, optim.weight_decay)
+    fused = {"fused": True} if use_fused(optim.fused, (p for g in groups for p in g["params"])) else {}
     if optim.name == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
-    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, **fused
+        )
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
+    optimizer.register_load_state_dict_post_hook(match_param_layouts)
+    return optimizer
+
+
+def match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give every loaded state tensor (momentum, Adam moments) its parameter's memory layout.
+
+    A checkpoint written by a channels-last run and resumed with ``channels_last=false`` (or the
+    reverse) loads NHWC moments for NCHW parameters; the fused kernels walk raw memory and would
+    silently pair the wrong elements (the ``foreach`` path is right, only slower).
+    """
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                state[key] = torch.empty_like(param, dtype=value.dtype, device=value.device).copy_(value)
 
 
 def build_scheduler(

@@ -1,4 +1,4 @@
-"""Shared by the reliability tests (``test_reliability_*.py``): a tiny GPT and one intra-op thread."""
+"""Shared by the reliability tests (``test_reliability_*.py``): a tiny GPT, one intra-op thread, a simulated crash."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from recipe_helpers import ROOT
 
 TINY_GPT = ["+model.depth=1", "+model.dim=32", "+model.heads=2", "data.val_batches=1", "sample.tokens=0"]
@@ -40,3 +41,18 @@ def call_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *a
     except SystemExit as e:
         return int(e.code or 0), capsys.readouterr().err.splitlines()
     return 0, capsys.readouterr().err.splitlines()
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Callback):
+    """Kills training (an exception, like a crash) once ``global_step`` reaches ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise Crash(f"simulated crash at step {self.step}")

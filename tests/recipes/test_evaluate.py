@@ -25,7 +25,7 @@ def trained(tiny_data, tmp_path_factory):
 
 
 def test_evaluate_matches_a_hand_computed_test_loss(trained, tiny_data):
-    metrics = evaluate(trained)
+    metrics = evaluate(trained, ["trainer.precision=32-true"])  # as the fp32 hand computation (auto: bf16 on this CPU)
     # By hand, without the recipes glue: the same data, the same network, the checkpoint's weights.
     dm = build_datamodule("shakespeare", path=str(tiny_data["plays"]), block_size=64, batch_size=2, val_batches=2)
     dm.setup("test")

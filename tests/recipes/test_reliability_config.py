@@ -114,8 +114,8 @@ def test_debug_shows_the_traceback(entry, monkeypatch):
 # ----------------------------------------------------------------------------- random overrides
 
 KEYS = [
-    "seed", "resume", "overwrite", "test", "compile", "float32_matmul_precision",
-    "optim.name", "optim.lr", "optim.weight_decay", "optim.betas", "optim.momentum",
+    "seed", "resume", "overwrite", "test", "compile", "channels_last", "float32_matmul_precision",
+    "optim.name", "optim.lr", "optim.weight_decay", "optim.betas", "optim.momentum", "optim.fused",
     "sched.name", "sched.warmup_steps", "sched.min_lr", "sched.total_steps", "sched.milestones", "sched.step_size",
     "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.precision", "trainer.max_steps",
     "trainer.max_epochs", "trainer.gradient_clip_val", "trainer.accumulate_grad_batches", "trainer.val_check_interval",

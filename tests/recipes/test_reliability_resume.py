@@ -20,7 +20,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from recipe_helpers import CPU, compose, csv_rows
-from reliability_helpers import SUBPROCESS_ENV, one_thread  # noqa: F401  (autouse: one torch thread)
+from reliability_helpers import SUBPROCESS_ENV, Crash, CrashAt, one_thread  # noqa: F401  (one_thread: autouse)
 
 STEPS = 90  # the kill comes at step 4..40: the rest is margin for a slow poller on a busy machine
 ENV = SUBPROCESS_ENV
@@ -118,19 +118,6 @@ def test_checkpoints_are_published_only_after_their_step_is_logged(tiny_data, tm
     assert watch.checked == 2  # step 3 published at the next batch, step 6 at the epoch's end
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
     assert not list((tmp_path / "checkpoints").glob(".*"))  # nothing staged or temporary left behind
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise Crash(f"simulated crash at step {self.step}")
 
 
 def test_steps_logged_past_the_checkpoint_are_dropped_on_resume(tiny_data, tmp_path):

@@ -5,27 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback
 from recipe_helpers import csv_rows, run, tiny
+from reliability_helpers import Crash, CrashAt
 
 from recipes.runs import RUN_ID_FILE
 
 TINY_GPT = ["+model.depth=1", "+model.dim=32", "+model.heads=2", "data.val_batches=2", "sample.tokens=0"]
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    """Kills training (an exception, like a crash) once ``global_step`` reaches ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise Crash(f"simulated crash at step {self.step}")
 
 
 def overrides(tiny_data, run_dir, *extra):

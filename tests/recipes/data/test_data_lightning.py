@@ -61,20 +61,31 @@ def test_image_batches_reach_the_model_as_normalised_floats(idx_dir):
     # Val batches are not augmented: they equal the normalised hold-out images.
     val_x = torch.stack([dm.val_set[i][0] for i in range(len(dm.val_set))])  # 6 images: one batch
     assert torch.allclose(model.seen[-1][2], (val_x.float() / 255 - 0.2860) / 0.3530)
-    # The augmentation RNG state is checkpointable.
-    assert "generators" in dm.state_dict() and dm.state_dict()["generators"]
+    # The checkpointed state is the train position (batches done in the current epoch).
+    assert dm.state_dict() == {"train_batches_done": 0}  # the epoch ended
 
 
-def test_augmentation_resumes_from_state(idx_dir):
+def at(dm, epoch: int, batch: int):
+    """``dm`` as Lightning's fit loop shows it while transferring train batch ``batch`` of ``epoch``."""
+    from types import SimpleNamespace
+
+    progress = SimpleNamespace(current=SimpleNamespace(ready=batch))
+    fit_loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
+    dm.trainer = SimpleNamespace(training=True, current_epoch=epoch, global_rank=0, fit_loop=fit_loop)
+    return dm
+
+
+def test_augmentation_is_a_function_of_the_batch_position(idx_dir):
     dm = build_datamodule("fmnist", path=str(idx_dir), augment=True)
     batch = (torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8), torch.zeros(16, dtype=torch.int64))
-    dm.transform_batch(batch, train=True)
-    state = dm.state_dict()
-    a = dm.transform_batch(batch, train=True)[0]
-    other = build_datamodule("fmnist", path=str(idx_dir), augment=True)
-    other.load_state_dict(state)
-    assert torch.equal(other.transform_batch(batch, train=True)[0], a)
-    assert not torch.equal(a, dm.transform_batch(batch, train=False)[0])
+    a = at(dm, 1, 3).on_after_batch_transfer(batch, 0)[0]
+    for epoch, b in ((0, 0), (1, 2), (1, 4)):  # other batches in between: no effect on batch (1, 3)
+        assert not torch.equal(at(dm, epoch, b).on_after_batch_transfer(batch, 0)[0], a)
+    fresh = build_datamodule("fmnist", path=str(idx_dir), augment=True)  # a resumed run's DataModule
+    assert torch.equal(at(fresh, 1, 3).on_after_batch_transfer(batch, 0)[0], a)
+    assert torch.equal(at(dm, 1, 3).on_after_batch_transfer(batch, 0)[0], a)
+    unaugmented = dm.transform_batch(batch, train=False)[0]
+    assert not torch.equal(a, unaugmented) and a.shape == unaugmented.shape
 
 
 def test_lm_windows_change_with_epoch(tmp_path):

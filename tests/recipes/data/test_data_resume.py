@@ -1,0 +1,36 @@
+"""The resumable train order (recipes/data/resume.py): a function of (seed, epoch), split over ranks, skippable once."""
+
+from __future__ import annotations
+
+import torch
+
+from recipes.data.resume import ResumableSampler
+
+
+def order(epoch: int, seed: int = 3, rank: int = 0, world: int = 1, skip: int = 0) -> list[int]:
+    sampler = ResumableSampler(list(range(10)), seed=seed, skip=skip, num_replicas=world, rank=rank)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def test_order_is_a_seeded_permutation_per_epoch():
+    assert sorted(order(0)) == list(range(10))
+    assert order(0) == order(0) and order(2) == order(2)  # new samplers (a resumed run) agree
+    assert order(0) != order(1) and order(0) != order(0, seed=4)
+    # The same permutation DistributedSampler (and RandomSampler, at epoch 0) draws for this seed.
+    assert order(1) == torch.randperm(10, generator=torch.Generator().manual_seed(3 + 1)).tolist()
+
+
+def test_ranks_share_one_permutation_disjointly():
+    shares = [order(1, rank=r, world=2) for r in (0, 1)]
+    assert not set(shares[0]) & set(shares[1]) and sorted(shares[0] + shares[1]) == list(range(10))
+    assert shares[0] == order(1)[0::2] and shares[1] == order(1)[1::2]  # strided, as DistributedSampler
+
+
+def test_skip_applies_to_the_next_iteration_only():
+    sampler = ResumableSampler(list(range(10)), seed=3, skip=4)
+    sampler.set_epoch(1)
+    assert list(sampler) == order(1)[4:]  # the resumed epoch: what the checkpoint had not consumed
+    sampler.set_epoch(2)
+    assert list(sampler) == order(2)  # later epochs are whole
+    assert order(1, rank=1, world=2, skip=2) == order(1, rank=1, world=2)[2:]  # per rank
