@@ -52,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument(
         "--compile", choices=("auto", "on", "off"), default="auto",
-        help="torch.compile in the fast path (group fast_path); auto: on GPU only",
+        help="torch.compile in the fast path (group fast_path) and compiled rows in group shortcuts; auto: on GPU only",
     )  # fmt: skip
     p.add_argument(
         "--data-path", action="append", default=[], metavar="NAME=PATH",

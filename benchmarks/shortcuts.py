@@ -6,6 +6,11 @@ a CIFAR ResNet-56 with SGD + momentum. For each rule: the step time ratio to ``i
 autograd saves for the backward relative to ``identity`` (on CUDA also the peak allocated memory).
 Goals (from the issue): ``decayed`` and ``laurel_rw`` <= 1.02x, ``laurel_lr`` (rank 16-64) <= 1.05x,
 ``laurel_pa`` (k=3) <= 1.10x. The other rules are measured without a goal (``full`` mode).
+
+With ``torch.compile`` on (``--compile on``; ``auto``: on a GPU in ``full`` mode) the goal variants are also
+timed compiled (inductor; the optimiser stays eager) against a compiled ``identity``: rows
+``... (compiled)``, reported without a goal, next to the eager ones. Compiling takes minutes per model
+on a CPU, so these rows are never part of ``--quick`` unless asked for.
 """
 
 from __future__ import annotations
@@ -110,12 +115,23 @@ def _chunks(items: list[Variant], size: int) -> list[list[Variant]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def bench_net(ctx: Context, net: Net, dtype: str) -> list[Result]:
-    """Every variant vs ``identity`` (with the norm placement the variant needs) on one network."""
+def compiled_rows(ctx: Context) -> bool:
+    """Whether to time the compiled models too: ``--compile on``, or ``auto`` on a GPU in ``full`` mode."""
+    return ctx.compile if ctx.compile is not None else (ctx.device.type == "cuda" and ctx.mode == "full")
+
+
+def bench_net(ctx: Context, net: Net, dtype: str, compiled: bool = False) -> list[Result]:
+    """Every variant vs ``identity`` (with the norm placement the variant needs) on one network.
+
+    ``compiled``: the goal variants only, each model under ``torch.compile`` (its first step compiles it).
+    """
     results: list[Result] = []
     batch = tuple(t.to(ctx.device) for t in net.batch())
+    suffix = " (compiled)" if compiled else ""
     # A few models at a time (GPU/CPU memory); each chunk times its own identity reference(s).
-    for chunk in _chunks(list(variants(ctx)), ctx.pick(8, 6, 5)):
+    for chunk in _chunks(list(GOAL_VARIANTS if compiled else variants(ctx)), ctx.pick(8, 6, 5)):
+        if compiled:
+            torch._dynamo.reset()  # one graph per model: do not run into the recompile limit across chunks
         steps: dict[str, Callable[[], Any]] = {}
         models: dict[str, nn.Module] = {}
         refs: dict[str, str] = {}
@@ -134,7 +150,8 @@ def bench_net(ctx: Context, net: Net, dtype: str) -> list[Result]:
                 models[ref] = net.build({"name": "identity"}, norm).to(ctx.device).train()
             models[v.label], refs[v.label] = model, ref
         for label, model in models.items():
-            steps[label] = train_step(model, net.optimizer(model), batch, net.loss, ctx, dtype)
+            run_model = torch.compile(model) if compiled else model
+            steps[label] = train_step(run_model, net.optimizer(model), batch, net.loss, ctx, dtype)
             if label in refs:
                 try:  # one step first: a rule that fails (say, under autocast) gets an error row, not the group
                     steps[label]()
@@ -146,12 +163,21 @@ def bench_net(ctx: Context, net: Net, dtype: str) -> list[Result]:
             if v.label in failed:
                 why = failed[v.label] if failed[v.label].startswith("error") else f"not applicable: {failed[v.label]}"
                 results.append(
-                    Result(GROUP, f"{net.name}: {v.label}", "time ratio", None, dtype=dtype_label(dtype), goal=v.goal,
-                           notes=why)  # fmt: skip
+                    Result(GROUP, f"{net.name}: {v.label}{suffix}", "time ratio", None, dtype=dtype_label(dtype),
+                           goal=None if compiled else v.goal, notes=why)  # fmt: skip
                 )
                 continue
             ref = refs[v.label]
             cand_m, ref_m = models[v.label], models[ref]
+            if compiled:  # parameters and saved activations are those of the eager rows
+                results.append(
+                    ratio_result(
+                        timings, v.label, ref, group=GROUP, name=f"{net.name}: {v.label}{suffix}", goal=None,
+                        dtype=dtype_label(dtype), notes="torch.compile (inductor), optimiser eager",
+                        data={"net": net.shape, "compiled": True},
+                    )  # fmt: skip
+                )
+                continue
             with ctx.autocast(dtype):
                 mem_c = saved_activation_bytes(lambda m=cand_m: net.loss(m(batch[0]), batch[1]), cand_m)
                 mem_r = saved_activation_bytes(lambda m=ref_m: net.loss(m(batch[0]), batch[1]), ref_m)
@@ -180,7 +206,9 @@ def run(ctx: Context) -> list[Result]:
         net = make(ctx)
         for dtype in ctx.dtypes:
             results += bench_net(ctx, net, dtype)
+            if compiled_rows(ctx):
+                results += bench_net(ctx, net, dtype, compiled=True)
     return results
 
 
-__all__ = ["GOAL_VARIANTS", "GROUP", "OTHER_VARIANTS", "Variant", "gpt_net", "resnet_net", "run", "variants"]
+__all__ = ["GOAL_VARIANTS", "GROUP", "OTHER_VARIANTS", "Variant", "compiled_rows", "gpt_net", "resnet_net", "run", "variants"]

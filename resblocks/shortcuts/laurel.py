@@ -47,12 +47,16 @@ class Laurel(Shortcut):
         self.previous = previous
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        g = x
-        if self.low_rank is not None:
-            g = g + self.low_rank(x.unsqueeze(0)).squeeze(0)
+        # Each part adds onto the running sum inside its own fused op (fewer passes over the
+        # activations); without RW weights, F(x) is in that sum from the start.
+        total = fx if self.weights is None else None
         if self.previous is not None:
-            g = g + self.previous(x)
-        return fx + g if self.weights is None else self.weights(fx, g)
+            g = self.previous(x, add=total)
+        else:
+            g = x if total is None else total + x
+        if self.low_rank is not None:
+            g = self.low_rank(x.unsqueeze(0), add=g.unsqueeze(0)).squeeze(0)
+        return g if self.weights is None else self.weights(fx, g)
 
 
 def _keyword_options(part: type[nn.Module]) -> list[inspect.Parameter]:

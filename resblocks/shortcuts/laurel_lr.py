@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import Site
+from .base import Layout, Site
 
 LR_INITS = ("xavier", "column_orthogonal")
 
@@ -23,8 +23,10 @@ class LowRank(nn.Module):
     the up factor is zero (LoRA-style), so the map is exactly 0 at step 0.
 
     Weights are stacked ``down: [lags, r, D]``, ``up: [lags, D, r]``; the input carries a leading
-    lag dim (``[n, *x.shape]``, n <= lags) and one einsum per factor handles all lags and both
-    layouts (channels last for tokens, dim 1 of each ``[B, C, H, W]`` for images).
+    lag dim (``[n, *x.shape]``, n <= lags) and one batched matmul per factor handles all lags
+    (:func:`channel_matmul`). With ``2r >= D`` the ``D x D`` product ``up @ down`` is applied
+    instead: the same map in half the multiply-adds or fewer (a CIFAR ResNet's 16-64 channels
+    with r = 16) and one matmul instead of two, forward and backward.
     """
 
     # Keyword-only arguments are user options (a LAuReL variant exposes the union of its parts');
@@ -45,16 +47,39 @@ class LowRank(nn.Module):
                 else:
                     d = torch.arange(site.dim)
                     down.zero_()[d % rank, d] = 1.0 / math.sqrt(rank * site.dim)
-        if site.layout == "token":
-            self._down_eq, self._up_eq = "k...d,krd->k...r", "k...r,kdr->k...d"
-        else:
-            self._down_eq, self._up_eq = "kbd...,krd->kbr...", "kbr...,kdr->kbd..."
+        self.layout: Layout = site.layout
+        self.merged = 2 * rank >= site.dim
 
-    def forward(self, xs: torch.Tensor) -> torch.Tensor:
+    def forward(self, xs: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """The map of each lag of ``xs``, plus ``add`` (same shape) if given, summed inside the last matmul."""
         n = xs.shape[0]
-        h = torch.einsum(self._down_eq, xs, self.down[:n].to(xs.dtype))
-        return torch.einsum(self._up_eq, h, self.up[:n].to(xs.dtype))
+        down, up = self.down[:n].to(xs.dtype), self.up[:n].to(xs.dtype)
+        if self.merged:
+            return channel_matmul(torch.bmm(up, down), xs, self.layout, add)
+        return channel_matmul(up, channel_matmul(down, xs, self.layout), self.layout, add)
 
     def extra_repr(self) -> str:
         lags, rank, dim = self.down.shape
-        return f"dim={dim}, rank={rank}, lags={lags}, init={self.init}"
+        return f"dim={dim}, rank={rank}, lags={lags}, init={self.init}, merged={self.merged}"
+
+
+def channel_matmul(w: torch.Tensor, xs: torch.Tensor, layout: Layout, add: torch.Tensor | None = None) -> torch.Tensor:
+    """``add + w[j] @ xs[j]`` over the channel dim of each lag ``j``; ``w``: ``[n, out, in]``, ``xs``: ``[n, *x.shape]``.
+
+    Tokens: ``[n, ..., in]`` is one ``[n, M, in]`` batched matmul. Images: each ``[in, H*W]`` plane of
+    ``[n, B, in, H, W]`` is multiplied in place, so the NCHW layout needs no permuted copy (an einsum
+    moving the channels last copied the input and the output, 2-4x slower on a CIFAR ResNet).
+    ``add`` is accumulated by the matmul itself (``baddbmm``: one pass over the output less), except
+    under autocast, which would run ``baddbmm`` in bf16 and round ``add`` (the fp32 residual stream).
+    """
+    n, out = xs.shape[0], w.shape[1]
+    shape = (*xs.shape[:-1], out) if layout == "token" else (*xs.shape[:2], out, *xs.shape[3:])
+    if layout == "token":
+        a, b = xs.flatten(1, -2), w.mT  # [n, M, in] @ [n, in, out]
+    else:
+        bsz = xs.shape[1]
+        a, b = w.unsqueeze(1).expand(n, bsz, *w.shape[1:]).flatten(0, 1), xs.flatten(3).flatten(0, 1)
+    if add is None or torch.is_autocast_enabled(xs.device.type):
+        y = torch.bmm(a, b).view(shape)
+        return y if add is None else add + y
+    return torch.baddbmm(add.reshape(a.shape[0], a.shape[1], b.shape[2]), a, b).view(shape)

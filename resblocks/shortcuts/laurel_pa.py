@@ -36,17 +36,23 @@ class PreviousActivations(nn.Module):
         self.h = None if rank is None else LowRank(site, k, rank=rank, init=init)
         self.gamma = nn.Parameter(torch.full((k,), 0.0 if rank is None else 1.0))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """``x_i + sum_j gamma_j h_j(x_{i-j})`` (the stream term of eq. 4), plus ``add`` if given.
+
+        With the identity ``h``, ``x_i`` and ``add`` join the weighted sum (weight ``1 + gamma_0`` on
+        ``x_i``, ``add`` as its base): one fused pass instead of three, forward and backward.
+        """
         if self.history is None:
             lags = [x]
         else:
             self.history.push(x)
             lags = self.history.recent(self.k, like=x)  # newest (x itself) first
         gamma = self.gamma[: len(lags)]
-        if self.h is None:  # identity h: one fused weighted sum, no stacked copy of the lags
-            return weighted_sum(gamma, lags)
+        if self.h is None:
+            return weighted_sum(torch.cat([gamma[:1] + 1.0, gamma[1:]]), lags, base=add)
         xs = self.h(torch.stack(lags))  # [n, *x.shape]: every lag's low-rank map in one batched op
-        return torch.tensordot(gamma.to(xs.dtype), xs, dims=1)
+        g = x + torch.tensordot(gamma.to(xs.dtype), xs, dims=1)
+        return g if add is None else add + g
 
     def extra_repr(self) -> str:
         return f"k={self.k}, h={'identity' if self.h is None else 'low_rank'}"

@@ -29,12 +29,15 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class _WeightedSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weights: torch.Tensor, *terms: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, weights: torch.Tensor, base: torch.Tensor | None, *terms: torch.Tensor
+    ) -> torch.Tensor:
         # Start from a term already in the result dtype (under autocast: the fp32 stream, not the bf16
         # branch output), so every product is computed and accumulated in that dtype.
         dtype = functools.reduce(torch.promote_types, (t.dtype for t in terms))
         first = next(j for j, t in enumerate(terms) if t.dtype == dtype)
-        out = terms[first] * weights[first]
+        # A base is added by the first multiply-add (promoting to the common dtype, as ``base + ...`` would).
+        out = terms[first] * weights[first] if base is None else torch.addcmul(base, terms[first], weights[first])
         for j, (w, t) in enumerate(zip(weights, terms)):
             if j != first:
                 out.addcmul_(t, w)
@@ -46,20 +49,22 @@ class _WeightedSum(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         weights, *terms = ctx.saved_tensors
         # grad * w_j in grad's dtype; autograd casts it to t_j's dtype (bf16 branch outputs under autocast).
-        grad_terms = [grad * w.to(grad.dtype) if needed else None for w, needed in zip(weights, ctx.needs_input_grad[1:])]
+        grad_terms = [grad * w.to(grad.dtype) if needed else None for w, needed in zip(weights, ctx.needs_input_grad[2:])]
         grad_w = torch.stack([_dot(grad, t) for t in terms]).to(weights.dtype) if terms else None
-        return (grad_w, *grad_terms)
+        return (grad_w, grad if ctx.needs_input_grad[1] else None, *grad_terms)
 
 
-def weighted_sum(weights: torch.Tensor, terms: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``sum_j weights[j] * terms[j]`` for a 1-D ``weights`` (scalar per term) and same-shape ``terms``.
+def weighted_sum(
+    weights: torch.Tensor, terms: Sequence[torch.Tensor], base: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``base + sum_j weights[j] * terms[j]`` for a 1-D ``weights`` (scalar per term) and same-shape tensors.
 
-    Equal to the plain expression (exactly so for weights of 1); gradients flow to the weights and
-    to every term.
+    Equal to the plain expression (exactly so for weights of 1); gradients flow to the weights, to
+    every term and to ``base`` (optional: a term of weight 1 that costs no multiply, forward or backward).
     """
     if weights.ndim != 1 or weights.shape[0] != len(terms):
         raise ValueError(f"weighted_sum: {tuple(weights.shape)} weights for {len(terms)} terms; valid: one scalar per term")
-    return _WeightedSum.apply(weights, *terms)
+    return _WeightedSum.apply(weights, base, *terms)
 
 
 __all__ = ["weighted_sum"]

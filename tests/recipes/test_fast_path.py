@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from recipe_helpers import compose, run, tiny
+from reliability_helpers import Crash, CrashAt
 from torch import nn
 
 import resblocks
@@ -204,19 +205,6 @@ def test_recipe_decision_follows_the_accelerator(tiny_data, cpu_bf16):
     cfg = compose(tiny("fmnist_vit", tiny_data, "unused", "compile=true"))
     d = fast_path_for(cfg, validate(cfg))
     assert not d.path.channels_last and d.path.compile  # a ViT is not a conv net; explicit compile wins
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise Crash(f"simulated crash at step {self.step}")
 
 
 def test_resnet_runs_channels_last_resumes_exactly_and_evaluates_either_way(tiny_data, tmp_path, capsys):

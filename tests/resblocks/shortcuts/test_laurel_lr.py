@@ -10,17 +10,33 @@ import torch
 from resblocks import ConfigError
 
 
-def test_equation(layout: str, make, rand, to_last) -> None:
-    rule = make("laurel_lr", layout, rank=4)
+@pytest.mark.parametrize("rank", [4, 16])  # 2r < D: two thin matmuls; 2r >= D: the D x D product up @ down
+def test_equation_and_gradients(rank: int, layout: str, make, rand, to_last) -> None:
+    rule = make("laurel_lr", layout, rank=rank)
+    assert rule.low_rank.merged == (rank == 16)
     with torch.no_grad():
         rule.low_rank.up.normal_()
     down, up = rule.low_rank.down[0], rule.low_rank.up[0]  # [r, D], [D, r]
-    assert down.shape == (4, 32) and up.shape == (32, 4)
-    fx, x = rand(layout), rand(layout)
+    assert down.shape == (rank, 32) and up.shape == (32, rank)
+    fx, x = rand(layout).requires_grad_(), rand(layout).requires_grad_()
     xl = to_last(x, layout)
     expected = to_last(fx, layout) + xl + xl @ down.T @ up.T
-    torch.testing.assert_close(to_last(rule(fx, x), layout), expected)
-    assert sum(p.numel() for p in rule.parameters()) == 2 * 4 * 32  # 2rD
+    out = to_last(rule(fx, x), layout)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    inputs = (fx, x, rule.low_rank.down, rule.low_rank.up)
+    torch.testing.assert_close(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad))
+    assert sum(p.numel() for p in rule.parameters()) == 2 * rank * 32  # 2rD
+
+
+@pytest.mark.parametrize("rank", [4, 16])
+def test_autocast_keeps_the_fp32_stream(rank: int, layout: str, make, rand) -> None:
+    rule = make("laurel_lr", layout, rank=rank)  # up = 0: the low-rank term is exactly 0
+    fx, x = rand(layout).bfloat16(), rand(layout)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rule(fx, x)
+    # The bf16 matmul must not accumulate onto the fp32 stream (that would round it to bf16).
+    assert out.dtype == torch.float32 and torch.equal(out, fx.float() + x)
 
 
 def test_init_xavier_and_zero_up(make) -> None:

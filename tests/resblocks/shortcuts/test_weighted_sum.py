@@ -86,3 +86,20 @@ def test_all_bf16_terms() -> None:
     torch.testing.assert_close(gw1, gw0, rtol=2e-2, atol=5e-2)
     for a, b in zip(gt1, gt0):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("base_dtype", [torch.float32, torch.bfloat16])
+def test_base_is_a_unit_weight_term(base_dtype: torch.dtype) -> None:
+    torch.manual_seed(4)
+    base = torch.randn(2, 3, 4, 4).to(base_dtype).requires_grad_(True)
+    terms = [torch.randn(2, 3, 4, 4, requires_grad=True) for _ in range(2)]
+    w = torch.tensor([0.4, -1.5], requires_grad=True)
+    y = weighted_sum(w, terms, base=base)
+    expected = base.float() + w[0] * terms[0] + w[1] * terms[1]
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, expected)
+    grad = torch.randn_like(y)
+    got, want = (torch.autograd.grad(t, (w, base, *terms), grad) for t in (y, expected))
+    assert got[1].dtype == base_dtype
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
