@@ -243,7 +243,7 @@ def scan_imagefolder(root: Path, name: str) -> tuple[dict[str, tuple[list[Path],
 def _crop_box(w: int, h: int, train: bool) -> tuple[float, float, float, float]:
     """Source box of a random-resized crop (train) or of resize-to-size/0.875 + centre crop (eval).
 
-    Train draws from torch's global RNG, which the DataLoader seeds per worker.
+    Train draws from torch's global RNG, which the train loader seeds per item (:mod:`recipes.data.seeded_items`).
     """
     import torch
 
@@ -267,8 +267,8 @@ class LazyImageDataset:
     """Map-style dataset decoding one image per item to uint8 ``[3,S,S]`` (ImageNet-size data).
 
     Items come from files (an imagefolder) or from an HF dataset with an ``Image`` column.
-    Train items get a random-resized crop drawn from torch's RNG (seeded per worker by the
-    DataLoader), eval items a resize + centre crop. Flips happen later, batched.
+    Train items get a random-resized crop drawn from torch's RNG (seeded per item by the train
+    loader, :mod:`recipes.data.seeded_items`), eval items a resize + centre crop. Flips happen later, batched.
     """
 
     def __init__(

@@ -5,7 +5,8 @@ augments (train only) and normalises on the batch's device, so the model gets fl
 
 Resumes exactly, mid-epoch too: the train order is a function of ``(seed, epoch)`` and a checkpoint
 records the batches done (:mod:`recipes.data.resume`); a train batch's crops and flips are a function
-of ``(seed, epoch, batch, rank)``.
+of ``(seed, epoch, batch, rank)``, and a per-item random transform in the loader (ImageNet's crop) one of
+``(seed, epoch, index)`` (:mod:`recipes.data.seeded_items`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from . import fmnist, hub
 from .augment import STATS, augment, normalize
 from .resume import ResumableTrainData
+from .seeded_items import SeededItems
 from .windows import mix
 
 AUGMENT_STREAM = 0xA06  # so a batch's crop/flip seed differs from its step seed (RunState mixes the same numbers)
@@ -45,6 +47,7 @@ class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
     in_chans: int = 3
     image_size: int = 0
     crop_padding: int = 4
+    random_per_item: bool = False  # train items are transformed at random as loaded: seed each one
 
     def __init__(
         self,
@@ -110,10 +113,11 @@ class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
     def _loader(self, ds: Dataset | None, train: bool) -> DataLoader:
         if ds is None:
             raise RuntimeError(f"{type(self).__name__}: call setup() before asking for a dataloader")
+        per_item = train and self.random_per_item
         return DataLoader(
-            ds,
+            SeededItems(ds, self.seed) if per_item else ds,
             batch_size=self.batch_size,
-            sampler=self.train_sampler(ds) if train else None,
+            sampler=self.train_sampler(ds, with_epoch=per_item) if train else None,
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -233,12 +237,14 @@ class CIFAR100Data(_HubImageData):
 class ImageNetData(ImageClassificationData):
     """ImageNet-1k decoded per item in workers: imagefolder or parquet via ``path=``, else hub ``ILSVRC/imagenet-1k``.
 
-    Train items get a random-resized crop, eval items resize + centre crop to ``image_size``; the
-    flip is batched on device. ``val_fraction=0`` (default) validates on the official val split.
+    Train items get a random-resized crop, seeded per item from ``(seed, epoch, index)``; eval items
+    resize + centre crop to ``image_size``; the flip is batched on device. ``val_fraction=0`` (default)
+    validates on the official val split.
     """
 
     name, num_classes, in_chans = "imagenet", 1000, 3
     crop_padding = 0  # the random-resized crop already happened per item
+    random_per_item = True
 
     def __init__(
         self,

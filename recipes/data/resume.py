@@ -10,7 +10,9 @@ Here:
   each DDP rank taking its disjoint share; Lightning calls ``set_epoch`` at every epoch start;
 * a DataModule with :class:`ResumableTrainData` puts the number of train batches done in the current
   epoch into its checkpoint state, and its first train sampler after a resume leaves out that many
-  batches' indices, so they are never loaded.
+  batches' indices, so they are never loaded;
+* data transformed at random per item in loader workers takes ``(epoch, index)`` pairs
+  (``with_epoch=True``) and seeds each item from them (:mod:`recipes.data.seeded_items`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class ResumableSampler(DistributedSampler):
 
     A ``DistributedSampler``, so Lightning keeps it under DDP (instead of inserting its own) and calls
     ``set_epoch``. Rank and world size come from ``torch.distributed`` when it is initialised.
-    Subclasses change the order by overriding :meth:`indices`.
+    Subclasses change the order by overriding :meth:`indices`. ``with_epoch=True`` yields
+    ``(epoch, index)`` pairs, so the epoch reaches the dataset inside loader workers too.
     """
 
     def __init__(
@@ -41,21 +44,29 @@ class ResumableSampler(DistributedSampler):
         skip: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        with_epoch: bool = False,
     ) -> None:
         dist = torch.distributed
         initialised = dist.is_available() and dist.is_initialized()
         num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if initialised else 1)
         rank = rank if rank is not None else (dist.get_rank() if initialised else 0)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-        self.skip = skip
+        self.skip, self.with_epoch = skip, with_epoch
 
     def indices(self) -> Iterator[int]:
         """This rank's indices for ``self.epoch``, in order (``DistributedSampler``'s)."""
         return super().__iter__()
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
         skip, self.skip = self.skip, 0  # a resume skips once; later epochs are whole
-        return itertools.islice(self.indices(), skip, None)
+        indices = itertools.islice(self.indices(), skip, None)
+        return zip(itertools.repeat(self.epoch), indices) if self.with_epoch else indices
+
+
+def batches_done_in_epoch(trainer: Any) -> int:
+    """Train batches done in the current epoch; 0 once its last one is (a resume then starts the next epoch)."""
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return 0 if done >= trainer.num_training_batches else done
 
 
 class ResumableTrainData:
@@ -74,10 +85,7 @@ class ResumableTrainData:
         """Train batches done in the current epoch, so a mid-epoch resume continues with the next one."""
         if self.trainer is None:
             return {}
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= self.trainer.num_training_batches:  # saved at an epoch's last batch: resume starts the next epoch
-            done = 0
-        return {"train_batches_done": done}
+        return {"train_batches_done": batches_done_in_epoch(self.trainer)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning restores the DataModule before it asks for the train loader, which applies the skip.
@@ -90,6 +98,7 @@ class ResumableTrainData:
         skip, self._resume_batches = self._resume_batches * self.batch_size, 0
         return skip
 
-    def train_sampler(self, dataset: Dataset) -> ResumableSampler:
+    def train_sampler(self, dataset: Dataset, with_epoch: bool = False) -> ResumableSampler:
         """The seeded, per-epoch shuffle over ``dataset``, skipping what a resumed checkpoint already consumed."""
-        return ResumableSampler(dataset, shuffle=True, seed=self.seed, skip=self.take_resume_skip())
+        skip = self.take_resume_skip()
+        return ResumableSampler(dataset, shuffle=True, seed=self.seed, skip=skip, with_epoch=with_epoch)

@@ -8,16 +8,20 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..data.resume import batches_done_in_epoch
 from .base import NetOrFactory, ResidualTaskModule
 from .optim import OptimizerSettings, ScheduleSettings
 
 STAGES = ("train", "val", "test")
+TRAIN_METRICS_KEY = "train_metric_states"  # checkpoint entry: the epoch's train accumulators, mid-epoch
 
 
 class ClassificationModule(ResidualTaskModule):
     """Base of the classifiers: subclasses say how a batch splits into ``(net inputs, labels)``.
 
-    Logs ``{stage}/loss`` and ``{stage}/acc`` (top-1), plus ``{stage}/acc5`` when ``top5``.
+    Logs ``{stage}/loss`` and ``{stage}/acc`` (top-1), plus ``{stage}/acc5`` when ``top5``. A checkpoint
+    taken mid-epoch holds the epoch's train accumulators, so a run resumed from it logs the epoch's
+    ``train/acc`` over all of the epoch's batches.
 
     Args:
         num_classes: number of classes; ``None`` takes the DataModule's ``num_classes`` at ``setup``
@@ -84,6 +88,30 @@ class ClassificationModule(ResidualTaskModule):
                     batch_size=n,
                 )
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._trainer is None or not batches_done_in_epoch(self.trainer):
+            return  # at an epoch's end the accumulators hold a finished epoch: a resume starts afresh
+        states = {}
+        for name, metric in self.metrics.items():
+            if name.startswith("train_"):
+                # Summed over DDP ranks (Lightning calls this hook on every rank, so a collective is safe);
+                # the resumed rank 0 takes the sum, the other ranks start from zero: the epoch's sync adds up.
+                with metric.sync_context():
+                    state = {k: v.detach().cpu().clone() for k, v in metric.metric_state.items()}
+                states[name] = {"state": state, "updates": metric._update_count}
+        checkpoint[TRAIN_METRICS_KEY] = states
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.global_rank != 0:
+            return
+        for name, saved in checkpoint.get(TRAIN_METRICS_KEY, {}).items():
+            if name not in self.metrics:  # load_from_checkpoint with num_classes=None: they come at setup
+                continue
+            metric = self.metrics[name]
+            for key, value in saved["state"].items():
+                setattr(metric, key, value.to(metric.device))
+            metric._update_count = int(saved["updates"])
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

@@ -4,6 +4,7 @@ of an epoch end with the weights of an uninterrupted run, and log every step onc
 An epoch is 5 batches and checkpoints come every 4 steps, so the checkpoint the crashed run resumes from (step 8)
 lies inside epoch 1: the resumed run must replay the rest of that epoch's permutation (not restart it, nor epoch
 0's), then epoch 2's; the image run also augments (random crops and flips) and has dropout-free BatchNorm nets.
+Epoch 1's train/acc must also count the 3 batches before the checkpoint.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ CASES = {
 
 
 class Batches(Callback):
-    """The (epoch, batch index, first input row) of every training step."""
+    """The (epoch, batch index, first input row) of every training step, and the train/acc accumulator's state
+    (correct/wrong counts) at every epoch's end."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, int, torch.Tensor]] = []
+        self.acc_states: list[list[int]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.seen.append((trainer.current_epoch, batch_idx, batch[0][0].clone()))
+
+    def on_train_epoch_end(self, trainer, pl_module):  # before Lightning resets the epoch's metrics
+        self.acc_states.append([v.sum().item() for v in pl_module.metrics["train_acc"].metric_state.values()])
 
 
 def last(run_dir):
@@ -69,3 +75,42 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(recipe, tiny_data, tmp_path
     assert [int(r["step"]) for r in csv_rows(run_dir) if r.get("train/loss")] == list(range(STEPS))
     val = [[int(r["step"]) for r in csv_rows(d) if r.get("val/loss")] for d in (run_dir, tmp_path / "straight")]
     assert val[0] == val[1] and val[0]
+    # The epoch-level train/acc of the epoch the resume fell into covers all its batches (its accumulator was in
+    # the checkpoint), not only those after the resume: the same counts and value at each epoch's end as uninterrupted.
+    assert resumed.acc_states == straight.acc_states[1:] and len(resumed.acc_states) == 2
+    acc = [
+        [(r["step"], r["train/acc"]) for r in csv_rows(d) if r.get("train/acc")]
+        for d in (run_dir, tmp_path / "straight")
+    ]
+    assert acc[0] == acc[1] and len(acc[0]) == 3, acc
+
+
+def test_train_accuracy_accumulator_is_saved_mid_epoch_only():
+    """Mid-epoch, a checkpoint carries train/acc's counts to rank 0 of the resumed run (other ranks start from zero,
+    so the epoch's sum over ranks counts them once); at an epoch's last batch it carries nothing (the next starts)."""
+    from types import SimpleNamespace
+
+    from recipes.modules import ImageClassifier
+
+    progress = SimpleNamespace(processed=2)
+    loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=progress)))
+
+    def module(rank: int = 0) -> ImageClassifier:
+        m = ImageClassifier(torch.nn.Identity(), num_classes=3)
+        m._trainer = SimpleNamespace(fit_loop=loop, num_training_batches=5, global_rank=rank)
+        return m
+
+    before = module()
+    before.metrics["train_acc"](torch.eye(3), torch.tensor([0, 1, 1]))  # 2 of 3 right
+    ckpt: dict = {}
+    before.on_save_checkpoint(ckpt)
+    rank0, rank1 = module(0), module(1)
+    for m in (rank0, rank1):
+        m.on_load_checkpoint(ckpt)
+    assert rank0.metrics["train_acc"].compute().item() == pytest.approx(2 / 3)
+    rank1.metrics["train_acc"](torch.eye(3)[:1], torch.tensor([0]))
+    assert rank1.metrics["train_acc"].compute().item() == 1.0  # its own batch only
+    progress.processed = 5
+    ckpt = {}
+    before.on_save_checkpoint(ckpt)
+    assert ckpt == {}

@@ -1,14 +1,17 @@
-"""The resumable train order (recipes/data/resume.py): a function of (seed, epoch), split over ranks, skippable once."""
+"""The resumable train order (recipes/data/resume.py): a function of (seed, epoch), split over ranks, skippable once;
+per-item random transforms (recipes/data/seeded_items.py): a function of (seed, epoch, index)."""
 
 from __future__ import annotations
+
+import random
 
 import torch
 
 from recipes.data.resume import ResumableSampler
 
 
-def order(epoch: int, seed: int = 3, rank: int = 0, world: int = 1, skip: int = 0) -> list[int]:
-    sampler = ResumableSampler(list(range(10)), seed=seed, skip=skip, num_replicas=world, rank=rank)
+def order(epoch: int, seed: int = 3, rank: int = 0, world: int = 1, skip: int = 0, n: int = 10) -> list[int]:
+    sampler = ResumableSampler(list(range(n)), seed=seed, skip=skip, num_replicas=world, rank=rank)
     sampler.set_epoch(epoch)
     return list(sampler)
 
@@ -34,3 +37,27 @@ def test_skip_applies_to_the_next_iteration_only():
     sampler.set_epoch(2)
     assert list(sampler) == order(2)  # later epochs are whole
     assert order(1, rank=1, world=2, skip=2) == order(1, rank=1, world=2)[2:]  # per rank
+
+
+def test_imagenet_crops_are_a_function_of_seed_epoch_and_index(tiny_data):
+    """A random-resized crop depends on (seed, epoch, index) only: not on the worker, the position in the epoch, a
+    resume's skip, nor the main process's RNG streams (which loading in the main process leaves as they were)."""
+    from recipes.data import build_datamodule
+    from recipes.data.seeded_items import SeededItems
+
+    dm = build_datamodule("imagenet", path=str(tiny_data["imagenet"]), image_size=16, batch_size=2, seed=5)
+    dm.setup("fit")
+
+    def epoch_images(epoch: int, skip_batches: int = 0, workers: int = 0) -> torch.Tensor:
+        dm.num_workers, dm._resume_batches = workers, skip_batches
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return torch.cat([x for x, _ in loader])
+
+    rng_before, py_before = torch.get_rng_state(), random.getstate()
+    whole = epoch_images(1)  # in the main process
+    assert torch.equal(torch.get_rng_state(), rng_before) and random.getstate() == py_before
+    assert torch.equal(epoch_images(1, skip_batches=1, workers=2), whole[2:])  # resumed, in workers
+    items = SeededItems(dm.train_set, dm.seed)
+    assert all(torch.equal(whole[k], items[(1, i)][0]) for k, i in enumerate(order(1, seed=5, n=len(whole))))
+    assert not torch.equal(items[(1, 0)][0], items[(2, 0)][0])  # each epoch crops afresh
