@@ -72,6 +72,11 @@ def config_error_line(error: BaseException) -> str:
             valid = ", ".join(keys) if keys else f"+{key}=VALUE adds a key this mapping lacks"
             return f"{key}: unknown key; valid: {valid}"
         wanted = re.search(r"converted to (\w+)|not a subclass of (\w+)", str(cause))
-        valid = f"a value of type {next(g for g in wanted.groups() if g)}" if wanted else "a value of the key's type"
+        if wanted:
+            valid = f"a value of type {next(g for g in wanted.groups() if g)}"
+        elif "Union[bool, str]" in str(cause):  # the fast-path switches: compile, channels_last, optim.fused
+            valid = "auto, true, false"
+        else:
+            valid = "a value of the key's type"
         return f"{key}: {_first_line(cause)}; valid: {valid}"
     return " ".join(_collapse(error).split()) or type(error).__name__

@@ -56,6 +56,11 @@ def entry(monkeypatch, tmp_path, capsys):
                 "valid: a value of type Integer"
             ),
         ),
+        (
+            ["optim.fused=7"],
+            "optim.fused: Value '7' of type 'int' is incompatible with type hint 'Union[bool, str]'; "
+            "valid: auto, true, false",
+        ),
         (["data.batch_size=abc"], "data: option of the wrong type for 'shakespeare'"),
         (["+model.heads=5"], "heads: dim 128 is not divisible by heads 5; valid: a divisor of dim"),
         (
