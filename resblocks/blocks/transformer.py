@@ -8,7 +8,7 @@ from torch import nn
 from ..branches.attention import SelfAttention
 from ..branches.mlp import Mlp
 from ..errors import check
-from ..norms import NormFactory, norm_factory
+from ..norms import NORMS, NormFactory, norm_factory
 from ..shortcuts import ActivationHistory, ShortcutFactory, ShortcutSpec, Site, as_factory
 from . import BLOCKS
 from .residual import Residual, norm_slots
@@ -16,12 +16,18 @@ from .residual import Residual, norm_slots
 TOKEN_NORMS = ("layernorm", "rmsnorm")
 
 
-def token_norm(norm_layer: str | NormFactory) -> NormFactory:
-    """A norm factory for ``[..., D]`` tokens: a registry name (``layernorm``/``rmsnorm``) or a factory."""
+def token_norm(norm_layer: str | NormFactory, bias: bool = True) -> NormFactory:
+    """A norm factory for ``[..., D]`` tokens: a registry name (``layernorm``/``rmsnorm``) or a factory.
+
+    ``bias=False`` drops LayerNorm's additive bias too, as nanoGPT's ``bias`` does ("bias in Linears and
+    LayerNorms"); a factory is used as given.
+    """
     if callable(norm_layer):
         return norm_layer
     valid = ", ".join(TOKEN_NORMS)
     check(norm_layer in TOKEN_NORMS, "norm_layer", f"{norm_layer!r} does not normalise tokens; valid: {valid}")
+    if not bias and "bias" in NORMS.options(norm_layer):
+        return norm_factory(norm_layer, bias=False)
     return norm_factory(norm_layer)
 
 
@@ -54,7 +60,7 @@ class TransformerBlock(nn.Module):
     ) -> None:
         super().__init__()
         check(0 <= index < total, "index", f"{index} outside the network's {total} blocks; valid: 0..{total - 1}")
-        make_shortcut, make_norm = as_factory(shortcut), token_norm(norm_layer)
+        make_shortcut, make_norm = as_factory(shortcut), token_norm(norm_layer, bias)
 
         def sublayer(branch: nn.Module, i: int) -> Residual:
             rule = make_shortcut(Site(dim, "token", 2 * index + i, 2 * total, history))

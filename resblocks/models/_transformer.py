@@ -37,7 +37,7 @@ class TransformerStack(nn.Module):
     ) -> None:
         super().__init__()
         check(depth >= 1, "depth", f"{depth}; valid: >= 1")
-        make_shortcut, make_norm = as_factory(shortcut), token_norm(norm_layer)  # names checked once
+        make_shortcut, make_norm = as_factory(shortcut), token_norm(norm_layer, bias)  # names checked once
         self.history = ActivationHistory()
         self.blocks = nn.ModuleList(
             TransformerBlock(

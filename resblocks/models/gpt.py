@@ -97,11 +97,11 @@ class GPT(nn.Module):
 
 register_variant(
     "gpt_nano", GPT,
-    "nanoGPT's CPU Shakespeare config: 4 layers, 4 heads, 128 wide, context 64 (char-level val loss ~1.88).",
-    defaults=dict(depth=4, heads=4, dim=128, block_size=64),
+    "nanoGPT's CPU Shakespeare config: 4 layers, 4 heads, 128 wide, context 64, no biases (its README: val loss ~1.88).",
+    defaults=dict(depth=4, heads=4, dim=128, block_size=64, bias=False),
 )
 register_variant(
     "gpt_mini", GPT,
-    "nanoGPT's shakespeare_char GPU config: 6 layers, 6 heads, 384 wide, context 256, dropout 0.2 (val loss ~1.47).",
-    defaults=dict(depth=6, heads=6, dim=384, block_size=256, dropout=0.2),
+    "nanoGPT's shakespeare_char GPU config: 6 layers, 6 heads, 384 wide, context 256, dropout 0.2, no biases (~1.47).",
+    defaults=dict(depth=6, heads=6, dim=384, block_size=256, dropout=0.2, bias=False),
 )

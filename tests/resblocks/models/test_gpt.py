@@ -176,3 +176,27 @@ def test_model_init_leaves_shortcut_parameters_alone() -> None:
     for block in model.stack.blocks:
         for sub in (block.attn, block.mlp):
             assert torch.equal(sub.shortcut.gate.bias, torch.full_like(sub.shortcut.gate.bias, -3.0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gpt_nano_is_nanogpt_parameter_for_parameter(seed: int) -> None:
+    """Same seed -> nanoGPT's exact initial weights (same shapes, order and RNG draws) and the same logits."""
+    from benchmarks.references import NanoGPT
+
+    torch.manual_seed(seed)
+    ref = NanoGPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)  # nanoGPT's CPU config
+    torch.manual_seed(seed)
+    ours = build_model("gpt_nano", vocab_size=65)
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in ref.parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(ours.parameters(), ref.parameters()))
+    ids = torch.randint(0, 65, (3, 64))
+    torch.testing.assert_close(ours(ids), ref(ids), rtol=0, atol=1e-6)
+
+
+def test_no_bias_drops_layernorm_bias_too() -> None:
+    """``bias=False`` as nanoGPT: no additive bias in Linears or LayerNorms (RMSNorm has none anyway)."""
+    model = GPT(**TINY, bias=False)
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    assert len(norms) == 2 * 2 + 1 and all(m.bias is None for m in norms)
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Linear))
+    assert all(m.bias is not None for m in GPT(**TINY).modules() if isinstance(m, nn.LayerNorm))
