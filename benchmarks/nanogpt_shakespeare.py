@@ -72,9 +72,8 @@ def full_val_loss(model: torch.nn.Module, val: np.ndarray) -> float:
     return total / (n * CONTEXT)
 
 
-def train_nanogpt(data: Path, seed: int, steps: int) -> tuple[float, float]:
-    """nanoGPT's loop around its model; returns (whole-split val loss, training seconds)."""
-    train, val, vocab = char_split(data)
+def train_nanogpt(train: np.ndarray, val: np.ndarray, vocab: int, seed: int, steps: int) -> tuple[float, float]:
+    """nanoGPT's loop around its model on :func:`char_split`'s arrays; returns (whole-split val loss, seconds)."""
     torch.manual_seed(seed)
     model = NanoGPT(vocab, CONTEXT, n_layer=4, n_head=4, n_embd=128)
     params = list(model.parameters())
@@ -133,9 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"{'seed':>4}  {'nanoGPT val':>11}  {'recipe val':>10}  {'nanoGPT s':>9}  {'recipe s':>8}")
-    rows = []
+    rows, split = [], char_split(args.data)
     for seed in args.seeds:
-        ref_loss, ref_s = train_nanogpt(args.data, seed, args.steps)
+        ref_loss, ref_s = train_nanogpt(*split, seed, args.steps)
         our_loss, our_s = train_recipe(args.data, seed, args.steps, args.threads, args.recipe_args)
         rows.append((ref_loss, our_loss, ref_s, our_s))
         print(f"{seed:>4}  {ref_loss:>11.4f}  {our_loss:>10.4f}  {ref_s:>9.1f}  {our_s:>8.1f}", flush=True)
