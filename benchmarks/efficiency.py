@@ -66,7 +66,8 @@ def run(ctx: Context) -> list[Result]:
     for dtype in ctx.dtypes:
         loop = PlainLoop(setup, setup.build_net(seed=0), FastPath(bf16=dtype == "bf16"))
         flops = gpt_flops_per_token(loop.net, t) * b * t
-        notes = f"recipe step (AdamW, clip, schedule), B={b} T={t}, {loop.net.num_params() / 1e6:.2f}M params"
+        clip = f"clip {loop.clip}" if loop.clip else "no clip"
+        notes = f"recipe step (AdamW, {clip}, schedule), B={b} T={t}, {loop.net.num_params() / 1e6:.2f}M params"
         results.append(mfu_row(ctx, "shakespeare_gpt (gpt_nano)", lambda lp=loop: lp.step(batch), flops, dtype, "step", notes))
     if ctx.device.type == "cuda" and "bf16" in ctx.dtypes:
         loop = PlainLoop(setup, setup.build_net(seed=0), FastPath(bf16=True, fused=True, compile=True))

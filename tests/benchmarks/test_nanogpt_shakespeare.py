@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+import recipes.config  # noqa: F401  (registers the typed schema the conf/ tree extends)
 from benchmarks import nanogpt_shakespeare as nano
+from recipes.modules.optim import lr_at
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 40
 
@@ -45,12 +49,27 @@ def test_a_few_steps_of_both_score_alike(tmp_path: Path, capsys: pytest.CaptureF
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out.splitlines()
-    seed, ref, ours, *_ = out[1].split()
-    assert seed == "0" and out[2].startswith("mean") and "time ratio recipe/nanoGPT" in out[2]
-    # 3 warm-up steps barely move either net: the same initial network (same seed), scored on the same
+    seed, ref, same, ours, *_ = out[1].split()
+    assert seed == "0" and out[2].split()[0] == "mean" and "recipe - nanoGPT:" in out[3]
+    # 3 warm-up steps barely move any of the nets: the same initial network (same seed), scored on the same
     # windows, gives nearly the same loss (measured: 0.001 apart; another recipe seed: 0.009), near ln(vocab).
-    assert abs(float(ref) - float(ours)) < 0.004
+    assert abs(float(ref) - float(same)) < 0.004 and abs(float(ref) - float(ours)) < 0.004
     assert float(ref) == pytest.approx(math.log(len(set(TEXT))), abs=0.1)
+
+
+def test_recipe_as_nanogpt_is_nanogpts_setting() -> None:
+    """The recipe plus ``NANOGPT_OPTIM`` is nanoGPT's CPU run in every setting its loop here uses."""
+    with initialize_config_dir(config_dir=str(nano.ROOT / "conf"), version_base="1.3"):
+        shipped = compose("train", overrides=["recipe=shakespeare_gpt"])
+        cfg = compose("train", overrides=["recipe=shakespeare_gpt", *nano.NANOGPT_OPTIM])
+    assert (cfg.data.block_size, cfg.data.batch_size, cfg.trainer.max_steps) == (nano.CONTEXT, nano.BATCH, 2000)
+    assert (cfg.model.name, cfg.model.bias, cfg.model.dropout, cfg.norm.placement) == ("gpt_nano", False, 0.0, "pre_ln")
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adamw", 1e-3, nano.WEIGHT_DECAY)
+    assert tuple(cfg.optim.betas) == nano.BETAS and cfg.trainer.gradient_clip_val == nano.CLIP
+    sched = OmegaConf.to_object(cfg.sched)
+    got = [lr_at(step, cfg.optim.lr, sched, cfg.trainer.max_steps) for step in range(cfg.trainer.max_steps + 1)]
+    assert got == pytest.approx([nano.nanogpt_lr(it, 2000) for it in range(2001)])
+    assert shipped.optim.weight_decay != cfg.optim.weight_decay  # the overrides change what the recipe ships
 
 
 def test_missing_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
