@@ -21,7 +21,8 @@ from .blocks.residual import NORM_PLACEMENTS, Residual, norm_slots
 from .errors import ConfigError
 from .models import MODELS
 from .norms import NORMS
-from .shortcuts import SHORTCUTS, ActivationHistory, Shortcut, Site, shortcut_factory
+from .modifiers import LayerScale, branch_output
+from .shortcuts import SHORTCUTS, Hiddens, Shortcut, Site, shortcut_factory
 
 __version__ = "0.1.0"
 
@@ -49,9 +50,10 @@ def list_shortcuts() -> list[str]:
 
 
 __all__ = [
-    "ActivationHistory",
     "BLOCKS",
     "ConfigError",
+    "Hiddens",
+    "LayerScale",
     "MODELS",
     "NORMS",
     "NORM_PLACEMENTS",
@@ -59,6 +61,7 @@ __all__ = [
     "SHORTCUTS",
     "Shortcut",
     "Site",
+    "branch_output",
     "build_block",
     "build_model",
     "list_blocks",

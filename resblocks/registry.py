@@ -53,11 +53,16 @@ class Registry(Generic[T]):
         fn = self.get(name)
         target = fn.__init__ if inspect.isclass(fn) else fn
         params = inspect.signature(target).parameters.values()
-        return {
+        options = {
             p.name: p.default
             for p in params
             if p.name not in ("self", *self.reserved) and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         }
+        # A constructor that passes ``**kwargs`` on to a part (a conv block to its branch) says which
+        # options those are with a ``branch_options()`` classmethod, so they are listed and checked too.
+        if any(p.kind is p.VAR_KEYWORD for p in params) and hasattr(fn, "branch_options"):
+            options.update(fn.branch_options())
+        return options
 
     def check_options(self, name: str, options: Mapping[str, Any]) -> None:
         valid = self.options(name)

@@ -1,14 +1,14 @@
 """Conv residual blocks: ``basic``, ``bottleneck`` (post-activation) and ``preact_basic``, ``preact_bottleneck``.
 
 Each is a :class:`~resblocks.blocks.residual.Residual` made of a conv branch F, a shortcut rule built
-from ``Site(dim=out channels, layout="image", index, total, history)`` and, where the shape changes,
+from ``Site(dim=out channels, layout="image", index, total)`` and, where the shape changes,
 a downsample for x (:mod:`~resblocks.blocks.downsample`):
 
 * post-activation (He et al. 2016, arXiv 1512.03385): ``relu(rule(F(x), downsample(x)))``; the rule acts
   on the pre-ReLU sum, so ``identity`` is torchvision's ``BasicBlock`` / ``Bottleneck`` exactly;
 * pre-activation (He et al. 2016b, arXiv 1603.05027): ``rule(F(a), x)`` with ``a = ReLU(BN(x))`` in the
   ``pre_norm`` slot and nothing after the merge, so the identity path stays clean. Where the shape
-  changes, the downsample reads ``a`` too: ``rule(F(a), downsample(a))``, as in the authors' code
+  changes, the downsample reads ``a`` too (``Residual(shared_pre_norm=True)``): ``rule(F(a), downsample(a))``, as in the authors' code
   (``KaimingHe/resnet-1k-layers``, "both_preact"), the Wide ResNet code and timm's ``PreActBasic``,
   so the un-normalised stream never feeds a conv.
 
@@ -17,15 +17,16 @@ a downsample for x (:mod:`~resblocks.blocks.downsample`):
 
 from __future__ import annotations
 
-from typing import ClassVar
+import inspect
+from typing import Any, ClassVar
 
-import torch
 from torch import nn
 
 from ..branches.conv import ActFactory, BasicBranch, BottleneckBranch, ConvBranch, norm_act
 from ..errors import check
 from ..norms import NormFactory
-from ..shortcuts import SHORTCUTS, ActivationHistory, ShortcutFactory, ShortcutSpec, Site, as_factory
+from ..modifiers import branch_output
+from ..shortcuts import SHORTCUTS, ShortcutFactory, ShortcutSpec, Site, as_factory
 from . import BLOCKS
 from .downsample import DownsampleKind, check_kind, make_downsample
 from .residual import Residual
@@ -42,47 +43,87 @@ def relu_inplace() -> nn.Module:
 
 
 class ConvBlock(Residual):
-    """Wraps a conv ``branch`` with its rule, its downsample and (post-act) the ReLU or (pre-act) the BN-ReLU."""
+    """A conv ``branch_cls`` branch with its rule, its downsample and (post-act) the ReLU or (pre-act) the BN-ReLU.
 
+    Subclasses name their branch (``branch_cls``) and whether they pre-activate (``preact``); the
+    branch's own keyword options (``drop_rate``; ``groups``, ``base_width``, ``expansion``) pass through
+    ``**branch_options`` and are listed and checked by the registry with the block's (:meth:`branch_options`).
+
+    Args:
+        in_chans: input channels.
+        width: output channels of a basic block, planes of a bottleneck (``planes * expansion`` out).
+        stride: stride of the branch's strided conv and of the downsample.
+        shortcut: the rule: a registry name, ``{"name": ..., **options}`` or a factory ``Site -> Shortcut``.
+        downsample: ``"conv"`` (1x1 projection, option B) or ``"pad"`` (option A) where the shape changes.
+        index: this block's position among the network's residual blocks, 0-based.
+        total: number of residual blocks in the network.
+        zero_init_last: zero the branch's last BN (post-act) or conv (pre-act): F = 0 at init.
+        norm_layer: ``"batchnorm"`` or a norm factory ``chans -> nn.Module``.
+        act_layer: activation factory (default: in-place ReLU).
+        drop_path_rate: stochastic depth of the network's last block; this block's is
+            ``linspace(0, drop_path_rate, total)[index]`` (:mod:`resblocks.modifiers`).
+        layer_scale_init: LayerScale on the branch output with this init; ``None`` is off.
+    """
+
+    branch_cls: ClassVar[type[ConvBranch]]
     preact: ClassVar[bool] = False
 
     def __init__(
         self,
-        branch: ConvBranch,
         in_chans: int,
-        stride: int,
+        width: int,
         *,
-        shortcut: ShortcutSpec | ShortcutFactory,
-        downsample: DownsampleKind,
-        index: int,
-        total: int,
-        history: ActivationHistory | None,
-        norm_layer: str | NormFactory,
-        act_layer: ActFactory,
+        stride: int = 1,
+        shortcut: ShortcutSpec | ShortcutFactory = "identity",
+        downsample: DownsampleKind = "conv",
+        index: int = 0,
+        total: int = 1,
+        zero_init_last: bool = False,
+        norm_layer: str | NormFactory = nn.BatchNorm2d,
+        act_layer: ActFactory = relu_inplace,
+        drop_path_rate: float = 0.0,
+        layer_scale_init: float | None = None,
+        **branch_options: Any,
     ) -> None:
         check(0 <= index < total, "index", f"{index} outside the network's {total} blocks; valid: 0..{total - 1}")
         check_kind(downsample)
-        rule = as_factory(shortcut)(Site(branch.out_chans, "image", index, total, history))
-        required = type(rule).requires_norm
-        check(
-            required is None,
-            "shortcut",
-            f"{type(rule).__name__} needs norm placement {required!r}; conv blocks fix theirs",
+        branch = self.branch_cls(
+            in_chans,
+            width,
+            stride,
+            preact=self.preact,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+            zero_init_last=zero_init_last,
+            **branch_options,
         )
-        plain = isinstance(rule, SHORTCUTS.get("none"))  # no shortcut path, so no downsample for it either
         out = branch.out_chans
+        site = Site(out, "image", index, total)
+        rule = as_factory(shortcut)(site)
+        plain = isinstance(rule, SHORTCUTS.get("none"))  # no shortcut path, so no downsample for it either
         ds = None if plain else make_downsample(downsample, in_chans, out, stride, None if self.preact else norm_layer)
+        branch_out = branch_output(site, drop_path_rate=drop_path_rate, layer_scale_init=layer_scale_init)
         if self.preact:
-            super().__init__(branch, rule, pre_norm=norm_act(in_chans, norm_layer, act_layer), downsample=ds)
+            super().__init__(
+                branch,
+                rule,
+                pre_norm=norm_act(in_chans, norm_layer, act_layer),
+                downsample=ds,
+                branch_out=branch_out,
+                placement="pre_act",
+                shared_pre_norm=ds is not None,
+            )
         else:
-            super().__init__(branch, rule, downsample=ds, post_act=act_layer())
-        self.shared_preact = self.preact and ds is not None
+            super().__init__(
+                branch, rule, downsample=ds, post_act=act_layer(), branch_out=branch_out, placement="post_act"
+            )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.shared_preact:
-            return super().forward(x)
-        a = self.pre_norm(x)
-        return self.shortcut(self.branch(a), self.downsample(a))
+    @classmethod
+    def branch_options(cls) -> dict[str, Any]:
+        """The branch's own keyword options and defaults (those the block does not set itself)."""
+        params = inspect.signature(cls.branch_cls.__init__).parameters.values()
+        own = inspect.signature(ConvBlock.__init__).parameters.keys() | {"preact"}
+        return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name not in own}
 
 
 @BLOCKS.register("basic")
@@ -92,92 +133,17 @@ class BasicBlock(ConvBlock):
     ``drop_rate > 0`` adds dropout between the convs (the Wide ResNet block, arXiv 1605.07146).
     """
 
-    def __init__(
-        self,
-        in_chans: int,
-        out_chans: int,
-        *,
-        stride: int = 1,
-        shortcut: ShortcutSpec | ShortcutFactory = "identity",
-        downsample: DownsampleKind = "conv",
-        index: int = 0,
-        total: int = 1,
-        history: ActivationHistory | None = None,
-        zero_init_last: bool = False,
-        drop_rate: float = 0.0,
-        norm_layer: str | NormFactory = nn.BatchNorm2d,
-        act_layer: ActFactory = relu_inplace,
-    ) -> None:
-        branch = BasicBranch(
-            in_chans,
-            out_chans,
-            stride,
-            preact=self.preact,
-            drop_rate=drop_rate,
-            norm_layer=norm_layer,
-            act_layer=act_layer,
-            zero_init_last=zero_init_last,
-        )
-        super().__init__(
-            branch,
-            in_chans,
-            stride,
-            shortcut=shortcut,
-            downsample=downsample,
-            index=index,
-            total=total,
-            history=history,
-            norm_layer=norm_layer,
-            act_layer=act_layer,
-        )
+    branch_cls = BasicBranch
 
 
 @BLOCKS.register("bottleneck")
 class BottleneckBlock(ConvBlock):
-    """Bottleneck block, ``planes * expansion`` out channels (arXiv 1512.03385 Fig. 5; ResNeXt via ``groups``)."""
+    """Bottleneck block, ``planes * expansion`` out channels (arXiv 1512.03385 Fig. 5; ResNeXt via ``groups``).
 
-    def __init__(
-        self,
-        in_chans: int,
-        planes: int,
-        *,
-        stride: int = 1,
-        shortcut: ShortcutSpec | ShortcutFactory = "identity",
-        downsample: DownsampleKind = "conv",
-        index: int = 0,
-        total: int = 1,
-        history: ActivationHistory | None = None,
-        zero_init_last: bool = False,
-        groups: int = 1,
-        base_width: int = 64,
-        expansion: int = 4,
-        norm_layer: str | NormFactory = nn.BatchNorm2d,
-        act_layer: ActFactory = relu_inplace,
-    ) -> None:
-        branch = BottleneckBranch(
-            in_chans,
-            planes,
-            stride,
-            preact=self.preact,
-            groups=groups,
-            base_width=base_width,
-            expansion=expansion,
-            norm_layer=norm_layer,
-            act_layer=act_layer,
-            zero_init_last=zero_init_last,
-        )
-        super().__init__(
-            branch,
-            in_chans,
-            stride,
-            shortcut=shortcut,
-            downsample=downsample,
-            index=index,
-            total=total,
-            history=history,
-            norm_layer=norm_layer,
-            act_layer=act_layer,
-        )
+    ``width`` is the planes; ``groups``, ``base_width`` and ``expansion`` are the branch's options.
+    """
+
+    branch_cls = BottleneckBranch
 
 
 @BLOCKS.register("preact_basic")

@@ -10,9 +10,9 @@ He et al. 2016 (arXiv 1512.03385), Sec. 3.3 / 4.1 give two choices, used *only* 
 How a shortcut *rule* meets this: the block computes ``rule(F(x), downsample(x))`` (pre-activation
 blocks: ``rule(F(a), downsample(a))`` with ``a = ReLU(BN(x))``), so every rule acts after the
 downsample, on the block's out-channels (its ``Site.dim``). LAuReL-LR's low-rank map
-and RW's weights therefore see the padded or projected stream; LAuReL-PA pushes that stream into
-the :class:`~resblocks.shortcuts.ActivationHistory` and mixes only same-shape entries, so its
-previous activations never cross a stage boundary. ``shortcut="none"`` (the plain net) has no
+and RW's weights therefore see the padded or projected stream; LAuReL-PA records that stream in the
+forward's ``hiddens`` and mixes only same-shape entries, so its previous activations never cross a
+stage boundary. ``shortcut="none"`` (the plain net) has no
 downsample path at all: the block builds none.
 """
 

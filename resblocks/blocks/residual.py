@@ -1,7 +1,7 @@
 """The one residual wrapper every block in the library is made of.
 
-``out = post(shortcut(branch_norm(F(pre_norm(x))), downsample(x)))`` with
-``post = post_act(post_norm(.))``. The norm slots follow x-transformers' decomposition
+``out = post(shortcut(branch_out(branch_norm(F(pre_norm(x)))), downsample(x)))`` with
+``post = post_act(post_norm(.))`` and ``branch_out`` the modifiers' slot (LayerScale, stochastic depth). The norm slots follow x-transformers' decomposition
 (pre-branch, post-branch, post-main) and express every placement by name, see
 :func:`norm_slots`. Optional parts collapse to ``nn.Identity``.
 """
@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..compat import check_residual
 from ..errors import ConfigError
-from ..shortcuts import Shortcut
+from ..shortcuts import Hiddens, Shortcut, Site, previous_activations
 
 NORM_PLACEMENTS = ("post_ln", "pre_ln", "peri_ln", "res_post_ln", "none")
 
@@ -44,7 +45,29 @@ def needs_final_norm(placement: str) -> bool:
 
 
 class Residual(nn.Module):
-    """One residual sub-layer: branch F, shortcut rule, optional norms, shape adapter and activation."""
+    """One residual sub-layer: branch F, branch-output modifiers, shortcut rule, optional norms, shape adapter.
+
+    ``out = post_act(post_norm(rule(branch_out(branch_norm(F(pre_norm(x)))), downsample(x))))``.
+
+    Args:
+        branch: F, called as ``branch(pre_norm(x), **branch_kwargs)``.
+        shortcut: the rule merging the branch output with the (downsampled) stream.
+        pre_norm: norm slot before F (Pre-LN, Peri-LN; a pre-act conv block's BN-ReLU).
+        branch_norm: norm slot on F's output (Peri-LN, res-post-LN).
+        post_norm: norm slot after the merge (Post-LN).
+        downsample: shape adapter for the stream where the sub-layer changes its shape.
+        post_act: activation after the merge (post-activation ResNets' ReLU).
+        branch_out: the branch-output slot, :func:`resblocks.modifiers.branch_output` (LayerScale,
+            stochastic depth), applied after ``branch_norm`` and before the rule.
+        placement: what the norm slots express (``pre_ln``, ..., ``pre_act``/``post_act`` for conv
+            blocks); used by the compatibility checks, ``None`` for hand-wired slots.
+        shared_pre_norm: the downsample reads ``pre_norm(x)`` as F does (pre-activation conv blocks where
+            the shape changes: ``rule(F(a), downsample(a))``, ``a = ReLU(BN(x))``, the authors' code), so
+            the un-normalised stream never feeds a conv.
+
+    Rules that read earlier activations (``shortcut.num_previous > 0``, LAuReL-PA) get them from the
+    ``hiddens`` argument of :meth:`forward`; every sub-layer records its shortcut input there.
+    """
 
     def __init__(
         self,
@@ -56,22 +79,53 @@ class Residual(nn.Module):
         post_norm: nn.Module | None = None,
         downsample: nn.Module | None = None,
         post_act: nn.Module | None = None,
+        branch_out: nn.Module | None = None,
+        placement: str | None = None,
+        shared_pre_norm: bool = False,
     ) -> None:
         super().__init__()
         self.pre_norm = pre_norm or nn.Identity()
         self.branch = branch
         self.branch_norm = branch_norm or nn.Identity()
+        self.branch_out = branch_out or nn.Identity()
         self.downsample = downsample or nn.Identity()
         self.shortcut = shortcut
         self.post_norm = post_norm or nn.Identity()
         self.post_act = post_act or nn.Identity()
-        if shortcut.gates_branch_at_zero and getattr(branch, "zero_init_last", False):
-            raise ConfigError(
-                f"shortcut: {type(shortcut).__name__} starts its gate at zero and the branch's last layer is "
-                "zero-initialised too; neither would ever get a gradient. Use one: set zero_init_last=false"
-            )
+        self.placement = placement
+        self.shared_pre_norm = shared_pre_norm
+        check_residual(shortcut, branch, placement=placement, branch_out=self.branch_out)
         shortcut.init_branch(branch)
 
-    def forward(self, x: torch.Tensor, **branch_kwargs: Any) -> torch.Tensor:
-        fx = self.branch_norm(self.branch(self.pre_norm(x), **branch_kwargs))
-        return self.post_act(self.post_norm(self.shortcut(fx, self.downsample(x))))
+    @property
+    def site(self) -> Site:
+        """The rule's :class:`~resblocks.shortcuts.Site`: width, layout, position in the network."""
+        return self.shortcut.site
+
+    def forward(self, x: torch.Tensor, *, hiddens: Hiddens | None = None, **branch_kwargs: Any) -> torch.Tensor:
+        a = self.pre_norm(x)
+        fx = self.branch_out(self.branch_norm(self.branch(a, **branch_kwargs)))
+        sx = self.downsample(a if self.shared_pre_norm else x)
+        n = self.shortcut.num_previous
+        if n:
+            merged = self.shortcut(fx, sx, previous_activations(hiddens, self.site.index, sx, n))
+        else:
+            merged = self.shortcut(fx, sx)
+        if hiddens is not None:
+            hiddens[self.site.index] = sx
+        return self.post_act(self.post_norm(merged))
+
+    def own_modules(self) -> list[nn.Module]:
+        """The modules :meth:`init_weights` initialises: the rule's and the branch-output modifiers'."""
+        return [*self.shortcut.modules(), *self.branch_out.modules()]
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Re-initialise what the sub-layer owns beyond F: the rule's parameters, the modifiers, then the
+        rule's branch init (DeepNorm's beta). F's own weights and the norms are the model's to initialise,
+        before this (GPT's N(0, 0.02), He init for convs)."""
+        self.shortcut.reset_parameters()
+        for m in self.branch_out.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        self.shortcut.init_branch(self.branch)

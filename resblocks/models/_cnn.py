@@ -3,8 +3,7 @@
 ``ResidualCNN`` = stem -> stages of residual blocks -> (pre-act: final BN-ReLU) -> global average pool
 -> linear. :func:`build_stages` owns the bookkeeping the families would otherwise repeat: the stride
 of each stage's first block, the running channel count, and the network-wide ``Site`` position
-(``index`` 0..total-1 in forward order, ``total`` = number of residual blocks, one shared
-:class:`~resblocks.shortcuts.ActivationHistory`). Whether a block needs a downsample is decided by
+(``index`` 0..total-1 in forward order, ``total`` = number of residual blocks). Whether a block needs a downsample is decided by
 the block itself from the shapes (:func:`~resblocks.blocks.downsample.make_downsample`).
 """
 
@@ -22,7 +21,9 @@ from ..blocks import BLOCKS
 from ..branches.conv import conv3x3, image_norm, init_conv_bn_, norm_act
 from ..errors import check
 from ..norms import NormFactory
-from ..shortcuts import ActivationHistory, ShortcutFactory, ShortcutSpec, as_factory
+from ..blocks.residual import Residual
+from ..branches._output import zero_output_
+from ..shortcuts import Hiddens, ShortcutFactory, ShortcutSpec, as_factory
 
 StemKind = Literal["cifar", "imagenet"]
 
@@ -63,7 +64,6 @@ def build_stages(
     stages: Sequence[Stage],
     *,
     shortcut: ShortcutSpec | ShortcutFactory,
-    history: ActivationHistory,
     **block_options: Any,
 ) -> tuple[nn.Sequential, int]:
     """``nn.Sequential`` of per-stage ``nn.Sequential`` blocks, and the channel count they end with."""
@@ -80,7 +80,6 @@ def build_stages(
                     shortcut=make_shortcut,
                     index=index,
                     total=total,
-                    history=history,
                     **block_options,
                 )
             )
@@ -112,7 +111,7 @@ def make_stem(in_chans: int, width: int, kind: StemKind, *, norm_layer: str | No
 
 
 class ResidualCNN(nn.Module):
-    """stem -> stages -> final -> pool -> fc, with one :class:`ActivationHistory` reset at every forward.
+    """stem -> stages -> final -> pool -> fc; the blocks are run one by one, with ``hiddens`` for LAuReL-PA.
 
     ``block`` is a ``BLOCKS`` name (``basic``, ``bottleneck``, ``preact_basic``, ``preact_bottleneck``);
     ``block_options`` go to every block (``downsample``, ``zero_init_last``, ``groups``, ...).
@@ -137,25 +136,52 @@ class ResidualCNN(nn.Module):
         check(in_chans >= 1, "in_chans", f"{in_chans}; valid: an integer >= 1")
         block_cls = BLOCKS.get(block)
         preact = block_cls.preact  # pre-act nets: bare-conv stem, final BN-ReLU
-        self.history = ActivationHistory()
         self.stem = make_stem(in_chans, stem_width, stem, norm_layer=None if preact else norm_layer)
         self.stages, self.num_features = build_stages(
             block_cls,
             stem_width,
             stages,
             shortcut=shortcut,
-            history=self.history,
             norm_layer=norm_layer,
             **block_options,
         )
         self.final = norm_act(self.num_features, norm_layer, nn.ReLU) if preact else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.num_features, num_classes)  # torch's default Linear init, as torchvision
+        self.reads_previous = any(m.shortcut.num_previous for m in self.modules() if isinstance(m, Residual))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """The library's whole init again, in order: He init for convs and norms at (1, 0) (torchvision),
+        the head's torch default, zero last layers where ``zero_init_last``, then every residual's own
+        (:meth:`Residual.init_weights`: its rule's parameters, modifiers, the rule's branch init).
+
+        For users who re-initialise a built model (timm's ``ResNet.init_weights()``); the constructor
+        already leaves the model in this state.
+        """
+        rules = {id(m) for r in self.modules() if isinstance(r, Residual) for m in r.own_modules()}
+        own = [m for m in self.modules() if id(m) not in rules]
+        for m in own:
+            if isinstance(m, (nn.Conv2d, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+                init_conv_bn_(m)
+            elif isinstance(m, nn.Linear):
+                m.reset_parameters()
+        for m in own:
+            if getattr(m, "zero_init_last", False) and hasattr(m, "output_layer"):
+                zero_output_(m)
+        for m in self.modules():
+            if isinstance(m, Residual):
+                m.init_weights()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map ``[B, num_features, h, w]`` (for probes and effective-rank statistics)."""
-        self.history.reset()  # PA rules must not see the previous batch's activations
-        return self.final(self.stages(self.stem(x)))
+        x = self.stem(x)
+        # A new record per forward for rules that read earlier activations (LAuReL-PA); None otherwise.
+        hiddens: Hiddens | None = {} if self.reads_previous else None
+        for stage in self.stages:
+            for block in stage:
+                x = block(x, hiddens=hiddens)
+        return self.final(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(self.forward_features(x)), 1))

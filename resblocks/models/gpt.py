@@ -37,26 +37,20 @@ class GPT(nn.Module):
         norm_layer: str | NormFactory = "layernorm",
         shortcut: ShortcutSpec | ShortcutFactory = "identity",
         zero_init_last: bool = False,
+        drop_path_rate: float = 0.0,
+        layer_scale_init: float | None = None,
     ) -> None:
         super().__init__()
         self.block_size = block_size
         self.embed = TokenEmbedding(vocab_size, block_size, dim, dropout)
-        self.stack = TransformerStack(
-            depth=depth,
-            dim=dim,
-            heads=heads,
-            mlp_ratio=mlp_ratio,
-            norm=norm,
-            norm_layer=norm_layer,
-            shortcut=shortcut,
-            causal=True,
-            dropout=dropout,
-            bias=bias,
-            zero_init_last=zero_init_last,
-        )
+        self.stack = TransformerStack.from_options(locals(), causal=True)
         self.lm_head = nn.Linear(dim, vocab_size, bias=False)
         self.lm_head.weight = self.embed.wte.weight  # tied: one tensor, initialised once below
-        init_transformer_(self, depth)
+        init_transformer_(self, depth, rules=False)
+
+    def init_weights(self) -> None:
+        """The library's whole init again (nanoGPT's, then every residual's own: rules, modifiers)."""
+        init_transformer_(self, self.stack.depth)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """``idx`` ``[B, T]`` token ids (``T <= block_size``) -> logits ``[B, T, vocab_size]``."""

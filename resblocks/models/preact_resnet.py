@@ -33,6 +33,8 @@ def preact_resnet(
     downsample: DownsampleKind = "conv",
     width: int = 16,
     zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    layer_scale_init: float | None = None,
 ) -> nn.Module:
     """CIFAR pre-act ResNet-``depth``: ``block="basic"`` needs depth 6n+2, ``"bottleneck"`` depth 9n+2."""
     check(block in ("basic", "bottleneck"), "block", f"{block!r}; valid: basic, bottleneck")
@@ -47,6 +49,8 @@ def preact_resnet(
         shortcut=shortcut,
         downsample=downsample,
         zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        layer_scale_init=layer_scale_init,
     )
 
 

@@ -28,6 +28,8 @@ def cifar_resnet(
     downsample: DownsampleKind = "pad",
     width: int = 16,
     zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    layer_scale_init: float | None = None,
 ) -> nn.Module:
     """ResNet-``depth`` for 32x32 (or 28x28) images; ``depth`` = 6n+2, stage widths ``width * (1, 2, 4)``.
 
@@ -44,6 +46,8 @@ def cifar_resnet(
         shortcut=shortcut,
         downsample=downsample,
         zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        layer_scale_init=layer_scale_init,
     )
 
 

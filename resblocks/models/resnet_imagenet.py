@@ -57,6 +57,8 @@ def resnet(
     groups: int = 1,
     base_width: int = 64,
     zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    layer_scale_init: float | None = None,
 ) -> nn.Module:
     """ImageNet ResNet with ``layers`` blocks per stage; ``block`` is ``basic`` or ``bottleneck``.
 
@@ -82,6 +84,8 @@ def resnet(
         shortcut=shortcut,
         downsample=downsample,
         zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        layer_scale_init=layer_scale_init,
         **wide,
     )
 

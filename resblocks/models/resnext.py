@@ -31,6 +31,8 @@ def resnext(
     shortcut: ShortcutSpec = "identity",
     downsample: DownsampleKind = "conv",
     zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    layer_scale_init: float | None = None,
 ) -> nn.Module:
     """CIFAR ResNeXt-``depth`` (``cardinality`` x ``base_width``d); depth = 9n+2."""
     n = blocks_per_stage(depth, per_block=3, extra=2)
@@ -44,6 +46,8 @@ def resnext(
         shortcut=shortcut,
         downsample=downsample,
         zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        layer_scale_init=layer_scale_init,
         groups=cardinality,
         base_width=base_width,
     )

@@ -40,6 +40,8 @@ class TransformerClassifier(nn.Module):
         norm_layer: str | NormFactory = "layernorm",
         shortcut: ShortcutSpec | ShortcutFactory = "identity",
         zero_init_last: bool = False,
+        drop_path_rate: float = 0.0,
+        layer_scale_init: float | None = None,
     ) -> None:
         super().__init__()
         check(pool in POOLS, "pool", f"unknown {pool!r}; valid: {', '.join(POOLS)}")
@@ -47,21 +49,18 @@ class TransformerClassifier(nn.Module):
         self.pad_id, self.pool = pad_id, pool
         self.embed = TokenEmbedding(vocab_size, max_len, dim, dropout)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
-        self.stack = TransformerStack(
-            depth=depth,
-            dim=dim,
-            heads=heads,
-            mlp_ratio=mlp_ratio,
-            norm=norm,
-            norm_layer=norm_layer,
-            shortcut=shortcut,
-            causal=False,
-            dropout=dropout,
-            bias=bias,
-            zero_init_last=zero_init_last,
-        )
+        self.stack = TransformerStack.from_options(locals(), causal=False)
         self.head = nn.Linear(dim, num_classes)
-        init_transformer_(self, depth)
+        init_transformer_(self, depth, rules=False)
+        self._init_cls()
+
+    def init_weights(self) -> None:
+        """The library's whole init again (nanoGPT's, every residual's own: rules, modifiers; the class token)."""
+        init_transformer_(self, self.stack.depth)
+        self._init_cls()
+
+    @torch.no_grad()
+    def _init_cls(self) -> None:
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=INIT_STD)
 

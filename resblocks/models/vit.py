@@ -41,6 +41,8 @@ class ViT(nn.Module):
         norm_layer: str | NormFactory = "layernorm",
         shortcut: ShortcutSpec | ShortcutFactory = "identity",
         zero_init_last: bool = False,
+        drop_path_rate: float = 0.0,
+        layer_scale_init: float | None = None,
     ) -> None:
         super().__init__()
         bad = f"image_size {image_size} is not divisible by patch_size {patch_size}; valid: a divisor of image_size"
@@ -52,27 +54,25 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, dim))
         self.pos_drop = nn.Dropout(dropout)
-        self.stack = TransformerStack(
-            depth=depth,
-            dim=dim,
-            heads=heads,
-            mlp_ratio=mlp_ratio,
-            norm=norm,
-            norm_layer=norm_layer,
-            shortcut=shortcut,
-            causal=False,
-            dropout=dropout,
-            bias=bias,
-            zero_init_last=zero_init_last,
-        )
+        self.stack = TransformerStack.from_options(locals(), causal=False)
         self.head = nn.Linear(dim, num_classes)
-        init_transformer_(self, depth)
-        with torch.no_grad():
-            nn.init.trunc_normal_(self.pos_embed, std=INIT_STD)
-            if self.cls_token is not None:
-                nn.init.normal_(self.cls_token, std=INIT_STD)  # MAE
-            nn.init.xavier_uniform_(self.patch_embed.weight.view(dim, -1))  # MAE: "like nn.Linear"
-            nn.init.zeros_(self.patch_embed.bias)
+        init_transformer_(self, depth, rules=False)
+        self._init_embeddings()
+
+    def init_weights(self) -> None:
+        """The library's whole init again: nanoGPT's, every residual's own (rules, modifiers), then MAE's
+        for positions, class token and patch embedding."""
+        init_transformer_(self, self.stack.depth)
+        self._init_embeddings()
+
+    @torch.no_grad()
+    def _init_embeddings(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=INIT_STD)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=INIT_STD)  # MAE
+        w = self.patch_embed.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # MAE: "like nn.Linear"
+        nn.init.zeros_(self.patch_embed.bias)
 
     def no_weight_decay(self) -> set[str]:
         """Learned positions and class token stay out of weight decay (timm's ViT convention)."""

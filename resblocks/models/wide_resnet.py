@@ -33,6 +33,8 @@ def wide_resnet(
     shortcut: ShortcutSpec = "identity",
     downsample: DownsampleKind = "conv",
     zero_init_last: bool = False,
+    drop_path_rate: float = 0.0,
+    layer_scale_init: float | None = None,
 ) -> nn.Module:
     """WRN-``depth``-``widen_factor``: ``depth`` = 6n+4 for n blocks per stage (the official code's check)."""
     check(widen_factor >= 1, "widen_factor", f"{widen_factor}; valid: an integer >= 1")
@@ -48,6 +50,8 @@ def wide_resnet(
         shortcut=shortcut,
         downsample=downsample,
         zero_init_last=zero_init_last,
+        drop_path_rate=drop_path_rate,
+        layer_scale_init=layer_scale_init,
         drop_rate=dropout,
     )
 

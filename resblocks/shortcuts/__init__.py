@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..compat import check_layout
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import NO_DECAY_SUFFIXES, ActivationHistory, Shortcut, Site, channel_linear, channel_view
+from .base import NO_DECAY_SUFFIXES, Hiddens, Shortcut, Site, channel_linear, channel_view, previous_activations
 
 SHORTCUTS: Registry[Callable[..., Shortcut]] = Registry("shortcut", reserved=("site",))
 
@@ -39,8 +40,7 @@ def shortcut_factory(spec: ShortcutSpec, **options: Any) -> ShortcutFactory:
     cls = SHORTCUTS.get(name)
 
     def make(site: Site) -> Shortcut:
-        if site.layout not in cls.layouts:
-            raise ConfigError(f"shortcut: {name!r} does not support {site.layout} layout (valid: {', '.join(cls.layouts)})")
+        check_layout(repr(name), cls.layouts, site.layout)
         return cls(site, **opts)
 
     make.shortcut_name = name  # type: ignore[attr-defined]
@@ -70,7 +70,7 @@ _register_all()
 
 __all__ = [
     "SHORTCUTS",
-    "ActivationHistory",
+    "Hiddens",
     "NO_DECAY_SUFFIXES",
     "Shortcut",
     "ShortcutFactory",
@@ -80,5 +80,6 @@ __all__ = [
     "channel_linear",
     "channel_view",
     "parse_spec",
+    "previous_activations",
     "shortcut_factory",
 ]

@@ -2,74 +2,80 @@
 
 A *shortcut rule* merges the branch output ``fx = F(x)`` with the stream ``x``. It is built once per
 residual sub-layer from a :class:`Site`, which tells it the channel width, the tensor layout
-(tokens ``[..., D]`` or images ``[B, C, H, W]``), its position in the network (schedules such as the
-decayed identity need it) and, for rules that read earlier activations (LAuReL-PA), the network's
-shared :class:`ActivationHistory`.
+(tokens ``[..., D]`` or images ``[B, C, H, W]``) and its position in the network (schedules such as
+the decayed identity need it). Rules that read earlier activations (LAuReL-PA) get them as an
+argument of the forward, never through state kept between sub-layers (:data:`Hiddens`), so a
+recomputed sub-layer (activation checkpointing) sees exactly what it saw the first time.
 
 Any shortcut works with any branch: Transformer attention/MLP sub-layers and conv blocks alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..compat import check_layout
 
 Layout = Literal["token", "image"]
 
+# The shortcut inputs of the residual sub-layers already run in this forward pass, by ``Site.index``
+# (x-transformers' ``layer_hiddens``). A model makes a new one per forward and passes it down; each
+# sub-layer writes its own entry once (a recomputation writes the same value again), so the earlier
+# entries a sub-layer reads are the same in the first pass and in any recomputation.
+Hiddens = dict[int, torch.Tensor]
 
-class ActivationHistory:
-    """The inputs ``x_i`` of earlier residual sub-layers in the current forward pass (LAuReL-PA, eq. 4).
 
-    A model owns one, resets it at the start of each forward and hands it to every shortcut that
-    needs it. Shortcuts push their input and read back the most recent same-shape entries, which
-    restricts previous activations to one resolution stage. Only ``maxlen`` entries are kept.
+def previous_activations(hiddens: Hiddens | None, index: int, like: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """Up to ``n`` inputs of the sub-layers before ``index``, newest first, with ``like``'s shape.
+
+    Stops at the first missing entry or different shape (an earlier resolution stage): LAuReL-PA only
+    mixes activations of one stage.
     """
-
-    def __init__(self, maxlen: int = 8) -> None:
-        self.maxlen = maxlen
-        self._acts: list[torch.Tensor] = []
-
-    def reset(self) -> None:
-        self._acts = []
-
-    def push(self, x: torch.Tensor) -> None:
-        self._acts.append(x)
-        if len(self._acts) > self.maxlen:
-            del self._acts[0]
-
-    def recent(self, k: int, like: torch.Tensor) -> list[torch.Tensor]:
-        """Up to ``k`` most recent entries with ``like``'s shape, newest first (``x_i, x_{i-1}, ...``)."""
-        out: list[torch.Tensor] = []
-        for a in reversed(self._acts):
-            if a.shape != like.shape:
-                break  # an earlier stage: PA only mixes activations of the same shape
-            out.append(a)
-            if len(out) == k:
-                break
+    out: list[torch.Tensor] = []
+    if hiddens is None:
         return out
-
-    def __len__(self) -> int:
-        return len(self._acts)
+    for j in range(index - 1, max(index - 1 - n, -1), -1):
+        a = hiddens.get(j)
+        if a is None or a.shape != like.shape:
+            break
+        out.append(a)
+    return out
 
 
 @dataclass
 class Site:
-    """Where a shortcut sits: width, layout, position among the network's residual sub-layers."""
+    """Where a shortcut sits: width, layout, position among the network's residual sub-layers.
+
+    ``index``/``total`` count residual sub-layers (2 per Transformer block, 1 per conv block);
+    ``per_block`` says how many sub-layers make one block, so :attr:`block`/:attr:`blocks` give the
+    position in blocks (CaiT's LayerScale init, DeepNorm's N and stochastic depth count blocks).
+    """
 
     dim: int
     layout: Layout = "token"
     index: int = 0  # 0-based index of this residual sub-layer in the whole network
-    total: int = 1  # number of residual sub-layers in the network (2 per Transformer block)
-    history: ActivationHistory | None = field(default=None, repr=False)
+    total: int = 1  # number of residual sub-layers in the network
+    per_block: int = 1  # residual sub-layers per block (Transformer: 2, attention and MLP)
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.total:
             raise ValueError(f"site.index: {self.index} outside [0, {self.total})")
+        if self.per_block < 1 or self.total % self.per_block:
+            raise ValueError(f"site.per_block: {self.per_block} does not divide total {self.total}")
+
+    @property
+    def block(self) -> int:
+        """0-based index of the block this sub-layer belongs to."""
+        return self.index // self.per_block
+
+    @property
+    def blocks(self) -> int:
+        """Number of blocks in the network."""
+        return self.total // self.per_block
 
     def channel_shape(self, ndim: int) -> tuple[int, ...]:
         """Shape that broadcasts a per-channel vector against an ``ndim`` tensor of this layout."""
@@ -85,13 +91,20 @@ NO_DECAY_SUFFIXES: tuple[str, ...] = ("alpha", "beta", "gamma", "scale", "_logit
 class Shortcut(nn.Module):
     """Base class: ``forward(fx, x)`` returns the merged stream.
 
-    Class attributes declare how a rule interacts with the rest of the block:
+    Class attributes declare how a rule interacts with the rest of the block (the checks themselves
+    live in one place, :mod:`resblocks.blocks.compat`):
 
     * ``gates_branch_at_zero``: the rule multiplies F(x) by a gate that starts at exactly zero
       (ReZero). The block then refuses a branch whose last layer is also zero-initialised:
       with both at zero neither receives a gradient and the branch never trains.
     * ``requires_norm``: the norm placement the rule was defined for (DeepNorm: ``post_ln``).
     * ``layouts``: tensor layouts it supports.
+    * ``num_previous``: how many earlier same-shape sub-layer inputs the rule reads (LAuReL-PA:
+      ``k - 1``). A rule with ``num_previous > 0`` is called ``forward(fx, x, prev)`` with ``prev``
+      the list of them, newest first (fewer near the start of a stage).
+
+    Initialisation: the constructor builds the parameters and calls :meth:`reset_parameters`, which
+    gives them the rule's prescribed init; models call it again from ``init_weights()``.
 
     Weight decay: learned residual scalars/vectors are named with one of :data:`NO_DECAY_SUFFIXES`
     (``alpha``, ``beta``, ``gamma``, ``scale``, ``*_logit``) and :meth:`no_weight_decay` lists the local
@@ -102,16 +115,22 @@ class Shortcut(nn.Module):
     gates_branch_at_zero: ClassVar[bool] = False
     requires_norm: ClassVar[str | None] = None
     layouts: ClassVar[tuple[str, ...]] = ("token", "image")
+    num_previous: int = 0
 
     def __init__(self, site: Site) -> None:
         super().__init__()
-        if site.layout not in self.layouts:
-            name, valid = type(self).__name__, ", ".join(self.layouts)
-            raise ConfigError(f"shortcut: {name} does not support {site.layout} layout; valid: {valid}")
+        check_layout(type(self).__name__, self.layouts, site.layout)  # also for rules built without the registry
         self.site = site
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The rule's own init. Default: each child layer's ``reset_parameters()`` (torch's init)."""
+        for m in self.children():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
 
     def init_branch(self, branch: nn.Module) -> None:
         """Hook for rules that prescribe the branch's initialisation (DeepNorm's beta). Default: none."""

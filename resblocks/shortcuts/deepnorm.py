@@ -16,7 +16,7 @@ class DeepNormShortcut(Shortcut):
 
     Wang et al. 2022, "DeepNet: Scaling Transformers to 1,000 Layers" (arXiv 2203.00555), eq. 4 /
     Fig. 2, constants of the encoder-only (= decoder-only) row of Table 1 with N = layers
-    = ``site.total // 2``. This rule returns ``alpha x + F(x)``; the LN is the block's ``post_ln``
+    = ``site.blocks``. This rule returns ``alpha x + F(x)``; the LN is the block's ``post_ln``
     placement (``requires_norm``), token layout only. ``alpha`` / ``beta`` override the paper values.
 
     Init: :meth:`init_branch` calls ``branch.deepnorm_init_(beta)``; the branch scales its own value
@@ -31,7 +31,7 @@ class DeepNormShortcut(Shortcut):
 
     def __init__(self, site: Site, *, alpha: float | None = None, beta: float | None = None) -> None:
         super().__init__(site)
-        layers = max(1, site.total // 2)
+        layers = site.blocks
         alpha = (2 * layers) ** 0.25 if alpha is None else alpha
         beta = (8 * layers) ** -0.25 if beta is None else beta
         for key, value in (("alpha", alpha), ("beta", beta)):

@@ -21,8 +21,14 @@ class HighwayShortcut(Shortcut):
 
     def __init__(self, site: Site, *, gate_bias: float = -2.0) -> None:
         super().__init__(site)
+        self.gate_bias = float(gate_bias)
         self.gate = channel_linear(site, site.dim, site.dim, bias=True)
         nn.init.constant_(self.gate.bias, gate_bias)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        self.gate.reset_parameters()
+        nn.init.constant_(self.gate.bias, self.gate_bias)
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # lerp(x, fx, T) = x + T * (fx - x) = T * fx + (1 - T) * x, in one fused op. lerp wants one dtype:

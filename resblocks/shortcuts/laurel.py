@@ -10,6 +10,7 @@ options. With default options every variant is exactly the plain residual ``F(x)
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -45,13 +46,14 @@ class Laurel(Shortcut):
         self.weights = weights
         self.low_rank = low_rank
         self.previous = previous
+        self.num_previous = 0 if previous is None else previous.k - 1
 
-    def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, fx: torch.Tensor, x: torch.Tensor, prev: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         # Each part adds onto the running sum inside its own fused op (fewer passes over the
         # activations); without RW weights, F(x) is in that sum from the start.
         total = fx if self.weights is None else None
         if self.previous is not None:
-            g = self.previous(x, add=total)
+            g = self.previous(x, prev, add=total)
         else:
             g = x if total is None else total + x
         if self.low_rank is not None:
@@ -114,7 +116,7 @@ LaurelPA = laurel_variant(
     """LAuReL-PA, ``x_{i+1} = F(x_i) + x_i + sum_{j<k} gamma_j h(x_{i-j})`` (eq. 4).
 
     k params with ``h`` the identity (``rank=None``, gamma init 0), 2rkD + k with a low-rank ``h``
-    per lag (``rank=r``, gamma init 1). Needs the model's ``site.history`` to see earlier layers.
+    per lag (``rank=r``, gamma init 1). Earlier layers' inputs come as the forward's ``prev`` (from the model).
     """,
     previous=PreviousActivations,
 )

@@ -38,17 +38,23 @@ class LowRank(nn.Module):
         if init not in LR_INITS:
             raise ConfigError(f"shortcut.init: {init!r}; valid: {', '.join(LR_INITS)}")
         self.down = nn.Parameter(torch.empty(lags, rank, site.dim))
-        self.up = nn.Parameter(torch.zeros(lags, site.dim, rank))
+        self.up = nn.Parameter(torch.empty(lags, site.dim, rank))
         self.init = init
-        with torch.no_grad():
-            for down in self.down:  # [r, D] each: Xavier's fans must not see the lag dim
-                if init == "xavier":
-                    nn.init.xavier_uniform_(down)
-                else:
-                    d = torch.arange(site.dim)
-                    down.zero_()[d % rank, d] = 1.0 / math.sqrt(rank * site.dim)
         self.layout: Layout = site.layout
         self.merged = 2 * rank >= site.dim
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Sec. 3.3: the down factor by ``init``, the up factor zero (the map is 0 at step 0)."""
+        _, rank, dim = self.down.shape
+        for down in self.down:  # [r, D] each: Xavier's fans must not see the lag dim
+            if self.init == "xavier":
+                nn.init.xavier_uniform_(down)
+            else:
+                d = torch.arange(dim)
+                down.zero_()[d % rank, d] = 1.0 / math.sqrt(rank * dim)
+        self.up.zero_()
 
     def forward(self, xs: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
         """The map of each lag of ``xs``, plus ``add`` (same shape) if given, summed inside the last matmul."""

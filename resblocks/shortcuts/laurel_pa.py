@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -15,10 +17,10 @@ class PreviousActivations(nn.Module):
     """``sum_{j=0}^{k-1} gamma_j h_j(x_{i-j})`` (LAuReL eq. 4; eq. 6 with per-lag low-rank ``h_j``).
 
     Menghani et al. 2024, "LAuReL: Learned Augmented Residual Layer" (arXiv 2411.07501), Sec. 2.3.
-    ``x_i`` is this sub-layer's stream input: it is pushed onto ``site.history`` (the network's
-    :class:`~resblocks.shortcuts.base.ActivationHistory`) and the ``k`` most recent entries of the
-    same shape are read back, so lags never cross a resolution stage and early sub-layers use
-    fewer than ``k``. Without a history (a block used alone) only ``x_i`` itself is used.
+    ``x_i`` is this sub-layer's stream input; ``x_{i-1}, ..., x_{i-k+1}`` are the stream inputs of
+    the earlier sub-layers, passed in by the caller (``prev``, newest first; see
+    :func:`~resblocks.shortcuts.base.previous_activations`): only the same resolution stage, and fewer
+    than ``k - 1`` near its start. A block used alone gets none and uses ``x_i`` only.
 
     ``rank=None``: ``h`` is the identity and ``gamma`` starts at 0 (the term is 0 at step 0).
     ``rank=r``: ``h_j`` is a low-rank pair per lag with a zero up-projection and ``gamma`` starts
@@ -30,23 +32,25 @@ class PreviousActivations(nn.Module):
         if not (isinstance(k, int) and k >= 1):
             raise ConfigError(f"shortcut.k: {k!r}; valid: an integer >= 1 (paper: 3)")
         self.k = k
-        self.history = site.history
-        if self.history is not None:
-            self.history.maxlen = max(self.history.maxlen, k)  # keep at least the k lags we read
         self.h = None if rank is None else LowRank(site, k, rank=rank, init=init)
+        # gamma 0 with the identity h, 1 with a low-rank h (whose up-projection starts at 0).
         self.gamma = nn.Parameter(torch.full((k,), 0.0 if rank is None else 1.0))
 
-    def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        self.gamma.fill_(0.0 if self.h is None else 1.0)
+        if self.h is not None:
+            self.h.reset_parameters()
+
+    def forward(
+        self, x: torch.Tensor, prev: Sequence[torch.Tensor] = (), add: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``x_i + sum_j gamma_j h_j(x_{i-j})`` (the stream term of eq. 4), plus ``add`` if given.
 
         With the identity ``h``, ``x_i`` and ``add`` join the weighted sum (weight ``1 + gamma_0`` on
         ``x_i``, ``add`` as its base): one fused pass instead of three, forward and backward.
         """
-        if self.history is None:
-            lags = [x]
-        else:
-            self.history.push(x)
-            lags = self.history.recent(self.k, like=x)  # newest (x itself) first
+        lags = [x, *prev[: self.k - 1]]  # newest (x itself) first
         gamma = self.gamma[: len(lags)]
         if self.h is None:
             return weighted_sum(torch.cat([gamma[:1] + 1.0, gamma[1:]]), lags, base=add)

@@ -54,17 +54,21 @@ class ResidualWeights(nn.Module):
         self.site = site
         self.norm = norm
         a, b = _initial_weights(norm, init_alpha, init_beta)
-        shape = (site.dim,) if per_channel else ()
-
-        def param(value: float) -> nn.Parameter:
-            return nn.Parameter(torch.full(shape, value))
-
         if norm == "none":
-            self.alpha, self.beta = param(a), param(b)
+            self._init = {"alpha": a, "beta": b}
         elif norm == "softmax":  # softmax(log a, log b) = (a, b) exactly when a + b = 1
-            self.alpha_logit, self.beta_logit = param(math.log(a)), param(math.log(b))
+            self._init = {"alpha_logit": math.log(a), "beta_logit": math.log(b)}
         else:  # sigmoid(log(a / b)) = a when b = 1 - a
-            self.alpha_logit = param(math.log(a / b))
+            self._init = {"alpha_logit": math.log(a / b)}
+        shape = (site.dim,) if per_channel else ()
+        for name in self._init:
+            setattr(self, name, nn.Parameter(torch.empty(shape)))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for name, value in self._init.items():
+            getattr(self, name).fill_(value)
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The current ``(alpha, beta)`` (scalars or ``[D]`` vectors), for logging too."""

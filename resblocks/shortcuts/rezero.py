@@ -27,8 +27,13 @@ class ReZeroShortcut(Shortcut):
 
     def __init__(self, site: Site, *, init: float = 0.0) -> None:
         super().__init__(site)
-        self.alpha = nn.Parameter(torch.tensor(float(init)))
+        self.init = float(init)
+        self.alpha = nn.Parameter(torch.tensor(self.init))
         self.gates_branch_at_zero = init == 0.0
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        self.alpha.fill_(self.init)
 
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return x + self.alpha * fx

@@ -116,7 +116,30 @@ def test_combination_trains(fname: str, rule: str, norm: str | None) -> None:
         with pytest.raises(ConfigError):
             build(fam, rule, norm)
         return
-    model = build(fam, rule, norm)
+    assert_trains(fname, build(fam, rule, norm))
+
+
+MODIFIERS = {"drop_path_rate": 0.2, "layer_scale_init": 0.1}
+
+
+def modifier_cases():
+    for fname, fam in FAMILIES.items():
+        if fam.accepts_shortcut:
+            for rule in SHORTCUTS.names():
+                norm = SHORTCUTS.get(rule).requires_norm if fam.layout == "token" else None
+                if is_valid(fam, rule, norm):
+                    yield pytest.param(fname, rule, norm, id=f"{fname}-{rule}")
+
+
+@pytest.mark.parametrize("fname,rule,norm", list(modifier_cases()))
+def test_combination_with_modifiers_trains(fname: str, rule: str, norm: str | None) -> None:
+    """The branch-output modifiers (LayerScale, stochastic depth) compose with every rule of every family."""
+    torch.manual_seed(0)
+    assert_trains(fname, build(FAMILIES[fname], rule, norm, **MODIFIERS).train())
+
+
+def assert_trains(fname: str, model: nn.Module) -> None:
+    fam = FAMILIES[fname]
     g = torch.Generator().manual_seed(0)
     inputs, y = fam.make_batch(g)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -139,6 +162,7 @@ def test_combination_trains(fname: str, rule: str, norm: str | None) -> None:
 
 
 def test_matrix_covers_every_rule_and_placement() -> None:
+    assert {c.values[1] for c in modifier_cases()} == set(SHORTCUTS.names())
     ids = {(c.values[1], c.values[2]) for c in cases()}
     assert {r for r, _ in ids} == set(SHORTCUTS.names())
     assert {n for _, n in ids if n} == set(NORM_PLACEMENTS)

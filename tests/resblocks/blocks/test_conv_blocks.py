@@ -9,7 +9,7 @@ from timm.models.resnetv2 import DownsampleConv, PreActBasic, PreActBottleneck
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from resblocks import BLOCKS, SHORTCUTS, ActivationHistory, ConfigError, Residual, Site, build_block
+from resblocks import BLOCKS, SHORTCUTS, ConfigError, Residual, Site, build_block
 from resblocks.blocks.conv import ConvBlock
 from resblocks.shortcuts import Shortcut
 
@@ -162,14 +162,10 @@ class Recorder(Shortcut):
     "name, downsample", [("basic", "conv"), ("basic", "pad"), ("preact_bottleneck", "conv"), ("bottleneck", "pad")]
 )
 def test_rule_gets_out_channel_site_and_acts_after_the_downsample(name: str, downsample: str) -> None:
-    history = ActivationHistory()
-    block = build_block(
-        name, 8, 16, stride=2, shortcut=Recorder, downsample=downsample, index=3, total=5, history=history
-    )
+    block = build_block(name, 8, 16, stride=2, shortcut=Recorder, downsample=downsample, index=3, total=5)
     out = block(torch.randn(2, 8, 7, 7))
     site: Site = block.shortcut.site
     assert (site.dim, site.layout, site.index, site.total) == (out.shape[1], "image", 3, 5)
-    assert site.history is history
     assert block.shortcut.shapes == (tuple(out.shape), tuple(out.shape))  # x was downsampled to F(x)'s shape first
 
 
@@ -179,11 +175,10 @@ IMAGE_RULES = [n for n in SHORTCUTS.names() if "image" in SHORTCUTS.get(n).layou
 @pytest.mark.parametrize("rule", IMAGE_RULES)
 @pytest.mark.parametrize("name", ["basic", "preact_basic"])
 def test_every_image_rule_runs_in_a_downsampling_block(rule: str, name: str) -> None:
-    history = ActivationHistory()
-    block = build_block(name, 16, 32, stride=2, shortcut=rule, index=1, total=2, history=history)  # 32 >= default ranks
+    block = build_block(name, 16, 32, stride=2, shortcut=rule, index=1, total=2)  # 32 >= default ranks
     x = torch.randn(2, 16, 6, 6, requires_grad=True)
-    history.push(torch.randn(2, 32, 3, 3))  # an earlier same-stage activation, for rules that read the history
-    y = block(x)
+    hiddens = {0: torch.randn(2, 32, 3, 3)}  # an earlier same-stage activation, for rules that read it
+    y = block(x, hiddens=hiddens)
     y.square().sum().backward()
     assert y.shape == (2, 32, 3, 3) and x.grad is not None and torch.isfinite(x.grad).all()
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from resblocks import BLOCKS, SHORTCUTS, ActivationHistory, ConfigError, build_block
+from resblocks import BLOCKS, SHORTCUTS, ConfigError, build_block
 from resblocks.blocks.transformer import TransformerBlock
 
 D, H, FF, T = 16, 4, 32, 6
@@ -104,12 +104,16 @@ def test_causal_block_ignores_future_tokens() -> None:
     assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6) and not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
 
 
-def test_sites_shortcuts_and_history() -> None:
-    hist = ActivationHistory()
-    block = TransformerBlock(D, H, index=2, total=5, history=hist)
+def test_sites_shortcuts_and_hiddens() -> None:
+    block = TransformerBlock(D, H, index=2, total=5, shortcut="laurel_pa")
     sites = [block.attn.shortcut.site, block.mlp.shortcut.site]
     assert [(s.index, s.total, s.layout, s.dim) for s in sites] == [(4, 10, "token", D), (5, 10, "token", D)]
-    assert all(s.history is hist for s in sites)
+    assert [(s.block, s.blocks) for s in sites] == [(2, 5), (2, 5)]
+    hiddens: dict = {}
+    x = torch.randn(2, T, D)
+    y = block(x, hiddens=hiddens)
+    assert sorted(hiddens) == [4, 5] and hiddens[4] is x  # each sub-layer records its shortcut input
+    torch.testing.assert_close(block(x, hiddens=dict(hiddens)), y)  # a recomputation reads the same entries
     assert block.attn.shortcut is not block.mlp.shortcut
     with pytest.raises(ConfigError, match=r"^index: 5 outside"):
         TransformerBlock(D, H, index=5, total=5)

@@ -30,7 +30,7 @@ def assert_stack_sites() -> Callable[[nn.Module, int], None]:
         sites = [r.shortcut.site for r in residuals]
         assert [s.index for s in sites] == list(range(2 * depth))
         assert {s.total for s in sites} == {2 * depth}
-        assert all(s.history is model.stack.history for s in sites)
+        assert {(s.per_block, s.blocks) for s in sites} == {(2, depth)}
         assert len({id(r.shortcut) for r in residuals}) == 2 * depth  # one rule instance per sub-layer
 
     return check

@@ -76,33 +76,41 @@ def test_tiny_forward_backward_on_fashion_mnist_shape(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", RESIDUAL_TINY)
-def test_sites_count_blocks_in_forward_order_and_share_the_history(name: str) -> None:
+def test_sites_count_blocks_in_forward_order(name: str) -> None:
     model = tiny(name)
     blocks = residuals(model)
     sites = [b.shortcut.site for b in blocks]
     assert [s.index for s in sites] == list(range(len(blocks)))
     assert all(s.total == len(blocks) for s in sites)
-    assert all(s.history is model.history for s in sites)
+    assert all(s.per_block == 1 and s.blocks == len(blocks) for s in sites)
     assert all(s.dim == b.branch.out_chans and s.layout == "image" for s, b in zip(sites, blocks, strict=True))
 
 
-class Pusher(Shortcut):
-    """A rule that records its stream input, as LAuReL-PA does."""
+class Reader(Shortcut):
+    """A rule that reads up to 8 earlier activations, as LAuReL-PA does, and records what it got."""
 
-    def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        self.site.history.push(x)
+    num_previous = 8
+
+    def forward(self, fx: torch.Tensor, x: torch.Tensor, prev: list[torch.Tensor]) -> torch.Tensor:
+        self.got = (x, list(prev))
         return fx + x
 
 
 @pytest.mark.parametrize("name", RESIDUAL_TINY)
-def test_history_is_reset_at_every_forward(name: str) -> None:
-    model = tiny(name, shortcut=Pusher).eval()
-    total = len(residuals(model))
-    assert 0 < total < model.history.maxlen  # so a missing reset would show as 2 * total entries
+def test_previous_activations_are_the_earlier_shortcut_inputs_of_the_stage(name: str) -> None:
+    model = tiny(name, shortcut=Reader).eval()
+    blocks = residuals(model)
     x = torch.randn(2, 1, 28, 28)
-    for _ in range(2):
+    for _ in range(2):  # a second forward starts afresh: nothing is carried over
         model(x)
-        assert len(model.history) == total
+        for i, b in enumerate(blocks):
+            same = [blocks[j].shortcut.got[0] for j in range(i - 1, -1, -1)]
+            stage = []
+            for a in same:  # newest first, until the shape changes (an earlier stage)
+                if a.shape != b.shortcut.got[0].shape:
+                    break
+                stage.append(a)
+            assert [id(t) for t in b.shortcut.got[1]] == [id(t) for t in stage[:8]], i
 
 
 @pytest.mark.parametrize("name", RESIDUAL_TINY)
@@ -157,7 +165,7 @@ def test_a_learned_rule_keeps_its_own_init_inside_a_model() -> None:
 
 @pytest.mark.parametrize("name", ["cifar_resnet", "preact_resnet"])
 def test_previous_activation_rule_trains_across_stages(name: str) -> None:
-    # PA reads the shared history; stage boundaries (padded or projected) change the shape, so it mixes within stages.
+    # PA reads earlier shortcut inputs; stage boundaries (padded or projected) change the shape, so it mixes within stages.
     model = tiny(name, shortcut={"name": "laurel_rw_lr_pa", "rank": 4}).train()
     for _ in range(2):
         model.zero_grad()

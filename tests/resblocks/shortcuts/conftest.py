@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from resblocks.shortcuts import ActivationHistory, Shortcut, Site, shortcut_factory
+from resblocks.shortcuts import Shortcut, Site, shortcut_factory
 
 DIM = 32  # >= every rule's default rank (16), small enough to be fast
 SHAPES = {"token": (2, 3, DIM), "image": (2, DIM, 2, 2)}
@@ -38,7 +38,7 @@ def rand() -> Callable[..., torch.Tensor]:
 
 @pytest.fixture
 def make() -> Callable[..., Shortcut]:
-    """``make(name, layout, index=0, total=1, history=None, dim=DIM, **options)`` -> a rule built by name."""
+    """``make(name, layout, index=0, total=1, per_block=1, dim=DIM, **options)`` -> a rule built by name."""
 
     def build(
         name: str,
@@ -46,14 +46,19 @@ def make() -> Callable[..., Shortcut]:
         *,
         index: int = 0,
         total: int = 1,
-        history: ActivationHistory | None = None,
+        per_block: int = 1,
         dim: int = DIM,
         **options: Any,
     ) -> Shortcut:
-        site = Site(dim=dim, layout=layout, index=index, total=total, history=history)  # type: ignore[arg-type]
+        site = Site(dim=dim, layout=layout, index=index, total=total, per_block=per_block)  # type: ignore[arg-type]
         return shortcut_factory(name, **options)(site)
 
     return build
+
+
+def merge(rule: Shortcut, fx: torch.Tensor, x: torch.Tensor, prev: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Call ``rule`` as ``Residual`` does: with the earlier activations ``prev`` (newest first) if it reads them."""
+    return rule(fx, x, prev or []) if rule.num_previous else rule(fx, x)
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from torch import nn
 
 from resblocks import ConfigError
 from resblocks.norms import is_norm
-from resblocks.shortcuts import NO_DECAY_SUFFIXES, SHORTCUTS, ActivationHistory, Site, channel_linear, channel_view
+from resblocks.shortcuts import NO_DECAY_SUFFIXES, SHORTCUTS, Site, channel_linear, channel_view
+
+from .conftest import merge
 
 CASES = [(name, layout) for name in SHORTCUTS.names() for layout in SHORTCUTS.get(name).layouts]
 
@@ -22,19 +24,15 @@ def test_registry_lists_the_rules() -> None:
 @pytest.mark.parametrize(("name", "layout"), CASES)
 def test_trains_every_parameter(name: str, layout: str, make, rand) -> None:
     """Forward + backward; after two optimizer steps every parameter gets a non-zero gradient (no dead params)."""
-    history = ActivationHistory()
-    rule = make(name, layout, index=3, total=8, history=history)
+    rule = make(name, layout, index=3, total=8)
     branch = channel_linear(rule.site, rule.site.dim, rule.site.dim)  # F depends on x, as in a real block
     earlier = [rand(layout) for _ in range(3)]  # previous same-shape activations for PA's lags
     x, target = rand(layout), rand(layout)
     opt = torch.optim.SGD([*rule.parameters(), *branch.parameters()], lr=0.1)
     for _ in range(2):
-        history.reset()
-        for a in earlier:
-            history.push(a)
         opt.zero_grad()
         x_in = x.clone().requires_grad_()
-        out = rule(branch(x_in), x_in)
+        out = merge(rule, branch(x_in), x_in, earlier)
         assert out.shape == x.shape and torch.isfinite(out).all()
         ((out - target) ** 2).mean().backward()
         opt.step()

@@ -5,20 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resblocks.shortcuts import SHORTCUTS, ActivationHistory
+from resblocks.shortcuts import SHORTCUTS
+
+from .conftest import merge
 
 CASES = [(name, layout) for name in SHORTCUTS.names() for layout in SHORTCUTS.get(name).layouts]
 
 
 @pytest.mark.parametrize(("name", "layout"), CASES)
 def test_bf16_branch_fp32_stream(name: str, layout: str, make, rand) -> None:
-    history = ActivationHistory()
-    rule = make(name, layout, index=1, total=4, history=history)
-    history.push(rand(layout))  # an earlier same-shape activation for PA's lags
+    rule = make(name, layout, index=1, total=4)
+    prev = [rand(layout)]  # an earlier same-shape activation for PA's lags
     fx = rand(layout).bfloat16().requires_grad_()  # a Linear/conv output under autocast
     x = rand(layout).requires_grad_()  # the residual stream stays fp32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = rule(fx, x)
+        out = merge(rule, fx, x, prev)
     assert out.shape == x.shape and torch.isfinite(out).all()
     # fp32 where x itself is carried (fx + x promotes); bf16 where x goes through a channel map first (projection)
     # or is not carried at all (none).

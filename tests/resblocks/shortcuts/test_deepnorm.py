@@ -26,14 +26,14 @@ class FakeAttention(nn.Module):
 
 
 def test_constants_for_six_layers(make) -> None:
-    rule = make("deepnorm", total=12)  # 6 Transformer layers = 12 residual sub-layers
+    rule = make("deepnorm", total=12, per_block=2)  # 6 Transformer layers = 12 residual sub-layers
     assert float(rule.alpha) == pytest.approx(12**0.25) == pytest.approx(1.8612097)
     assert rule.beta == pytest.approx(48**-0.25) == pytest.approx(0.3799178)
     assert list(rule.parameters()) == [] and rule.requires_norm == "post_ln"
 
 
 def test_equation_and_overrides(make, rand) -> None:
-    rule = make("deepnorm", total=12, alpha=3.0, beta=0.5)
+    rule = make("deepnorm", total=12, per_block=2, alpha=3.0, beta=0.5)
     fx, x = rand("token"), rand("token")
     torch.testing.assert_close(rule(fx, x), 3.0 * x + fx)
     assert rule.beta == 0.5
@@ -42,7 +42,7 @@ def test_equation_and_overrides(make, rand) -> None:
 def test_init_branch_scales_value_and_output_only(make) -> None:
     branch = FakeAttention()
     before = {n: p.detach().clone() for n, p in branch.named_parameters()}
-    rule = make("deepnorm", total=12)
+    rule = make("deepnorm", total=12, per_block=2)
     Residual(branch, rule)  # the wrapper calls rule.init_branch(branch)
     for name in ("v.weight", "out.weight"):
         torch.testing.assert_close(branch.get_parameter(name), before[name] * 48**-0.25)
@@ -52,7 +52,7 @@ def test_init_branch_scales_value_and_output_only(make) -> None:
 
 def test_branch_without_protocol(make) -> None:
     with pytest.raises(ConfigError, match=r"^shortcut: deepnorm needs a branch with deepnorm_init_\(beta\); Linear"):
-        Residual(nn.Linear(32, 32), make("deepnorm", total=12))
+        Residual(nn.Linear(32, 32), make("deepnorm", total=12, per_block=2))
 
 
 def test_image_layout_refused(make) -> None:

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from resblocks import ConfigError
-from resblocks.shortcuts import SHORTCUTS, ActivationHistory, Site
+from resblocks.shortcuts import SHORTCUTS, Site
+
+from .conftest import merge
 
 LAUREL = [n for n in SHORTCUTS.names() if n.startswith("laurel_")]
 VARIANTS = [(n, {}) for n in LAUREL] + [
@@ -18,18 +20,14 @@ VARIANTS = [(n, {}) for n in LAUREL] + [
 
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=lambda v: str(v) if v else "default")
 def test_identity_at_init_then_trains(name: str, options: dict, layout: str, make, rand, sgd_step) -> None:
-    history = ActivationHistory()
-    rule = make(name, layout, history=history, **options)
+    rule = make(name, layout, **options)
     fx, x = rand(layout), rand(layout)
-    earlier = [rand(layout) for _ in range(3)]
+    prev = [rand(layout) for _ in range(3)]  # earlier activations, newest first
 
     def run() -> torch.Tensor:
-        history.reset()
-        for a in earlier:
-            history.push(a)
-        return rule(fx, x)
+        return merge(rule, fx, x, prev)
 
-    assert torch.equal(run(), fx + x)  # exactly, even with random history
+    assert torch.equal(run(), fx + x)  # exactly, even with random earlier activations
     sgd_step(rule, run())
     assert not torch.allclose(run(), fx + x)
 
@@ -47,32 +45,27 @@ def test_rw_lr_equation(layout: str, make, rand, to_last) -> None:
 
 
 def test_rw_lr_pa_equation(layout: str, make, rand, to_last) -> None:
-    history = ActivationHistory()
-    rule = make("laurel_rw_lr_pa", layout, history=history, rank=4, k=3, norm="sigmoid", init_alpha=0.25)
+    rule = make("laurel_rw_lr_pa", layout, rank=4, k=3, norm="sigmoid", init_alpha=0.25)
     with torch.no_grad():
         rule.previous.h.up.normal_()
         rule.previous.gamma.normal_()
     g, down, up = rule.previous.gamma, rule.previous.h.down, rule.previous.h.up
-    earlier = [rand(layout) for _ in range(3)]
-    for a in earlier:
-        history.push(a)
+    prev = [rand(layout) for _ in range(3)]  # newest first: x_{i-1}, x_{i-2}, x_{i-3}
     fx, x = rand(layout), rand(layout)
-    lags = [to_last(t, layout) for t in (x, earlier[2], earlier[1])]
+    lags = [to_last(t, layout) for t in (x, prev[0], prev[1])]  # k = 3 lags: x_i, x_{i-1}, x_{i-2}
     stream = lags[0] + sum(g[j] * lags[j] @ down[j].T @ up[j].T for j in range(3))
     expected = 0.25 * to_last(fx, layout) + 0.75 * stream  # eq. 6, keeping the identity term
-    torch.testing.assert_close(to_last(rule(fx, x), layout), expected)
+    torch.testing.assert_close(to_last(rule(fx, x, prev), layout), expected)
     assert sum(p.numel() for p in rule.parameters()) == 2 * 4 * 3 * 32 + 3 + 1  # 2rkD + k + 1 (sigmoid)
 
 
 def test_rw_pa_equation(layout: str, make, rand) -> None:
-    history = ActivationHistory()
-    rule = make("laurel_rw_pa", layout, history=history, k=2, init_alpha=2.0, init_beta=0.5)
+    rule = make("laurel_rw_pa", layout, k=2, init_alpha=2.0, init_beta=0.5)
     with torch.no_grad():
         rule.previous.gamma.copy_(torch.tensor([0.3, -0.7]))
     prev = rand(layout)
-    history.push(prev)
     fx, x = rand(layout), rand(layout)
-    torch.testing.assert_close(rule(fx, x), 2.0 * fx + 0.5 * (x + 0.3 * x - 0.7 * prev))
+    torch.testing.assert_close(rule(fx, x, [prev]), 2.0 * fx + 0.5 * (x + 0.3 * x - 0.7 * prev))
 
 
 def test_options_are_the_union_of_the_parts() -> None:

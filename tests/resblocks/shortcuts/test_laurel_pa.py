@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from resblocks import ConfigError
-from resblocks.shortcuts import ActivationHistory, Site, shortcut_factory
+from resblocks.shortcuts import previous_activations
 
 
 def random_gamma(rule) -> torch.Tensor:
@@ -15,61 +15,59 @@ def random_gamma(rule) -> torch.Tensor:
     return rule.previous.gamma.detach()
 
 
-def test_equation_identity_h_uses_k_same_shape_lags(layout: str, make, rand) -> None:
-    history = ActivationHistory()
-    rule = make("laurel_pa", layout, history=history, k=3)
+def test_equation_identity_h_uses_k_lags(layout: str, make, rand) -> None:
+    rule = make("laurel_pa", layout, k=3)
+    assert rule.num_previous == 2  # x_i itself is the first of the k lags
     g = random_gamma(rule)
-    other = rand(layout, dim=16)  # an earlier stage: different shape
-    b1, b2, b3, b4 = (rand(layout) for _ in range(4))
-    for a in (b1, other, b2, b3, b4):
-        history.push(a)
+    b4, b3, b2 = (rand(layout) for _ in range(3))  # newest first
     fx, x = rand(layout), rand(layout)
-    out = rule(fx, x)
+    out = rule(fx, x, [b4, b3, b2])
     torch.testing.assert_close(out, fx + x + g[0] * x + g[1] * b4 + g[2] * b3)  # exactly k = 3 lags, x first
-    assert history.recent(10, like=x)[0] is x  # the rule pushed its input
 
 
-def test_lags_stop_at_a_different_shape(layout: str, make, rand) -> None:
-    history = ActivationHistory()
-    rule = make("laurel_pa", layout, history=history, k=3)
+def test_fewer_lags_use_the_first_gammas(layout: str, make, rand) -> None:
+    rule = make("laurel_pa", layout, k=3)
     g = random_gamma(rule)
-    b1, other, b2 = rand(layout), rand(layout, dim=16), rand(layout)
-    for a in (b1, other, b2):
-        history.push(a)
+    b = rand(layout)
     fx, x = rand(layout), rand(layout)
-    out = rule(fx, x)
-    torch.testing.assert_close(out, fx + x + g[0] * x + g[1] * b2)  # b1 sits behind the other stage
+    out = rule(fx, x, [b])
+    torch.testing.assert_close(out, fx + x + g[0] * x + g[1] * b)
     out.sum().backward()
     assert rule.previous.gamma.grad[2] == 0
 
 
-def test_without_history_only_x(layout: str, make, rand) -> None:
+def test_without_previous_only_x(layout: str, make, rand) -> None:
     rule = make("laurel_pa", layout)
     g = random_gamma(rule)
     fx, x = rand(layout), rand(layout)
     torch.testing.assert_close(rule(fx, x), fx + x + g[0] * x)
 
 
-def test_history_keeps_at_least_k() -> None:
-    history = ActivationHistory(maxlen=2)
-    shortcut_factory("laurel_pa", k=5)(Site(dim=8, history=history))
-    assert history.maxlen == 5
+def test_previous_activations_newest_first_same_shape_only() -> None:
+    a, b, c, d = (torch.randn(2, 4) for _ in range(4))
+    other = torch.randn(2, 8)  # an earlier stage
+    hiddens = {0: a, 1: other, 2: b, 3: c, 4: d}
+    like = torch.randn(2, 4)
+    assert [t is u for t, u in zip(previous_activations(hiddens, 5, like, 2), (d, c))] == [True, True]
+    got = previous_activations(hiddens, 5, like, 10)
+    assert len(got) == 3 and all(t is u for t, u in zip(got, (d, c, b)))  # stops at the other stage
+    assert previous_activations(hiddens, 0, like, 3) == []  # nothing before the first sub-layer
+    assert previous_activations(None, 4, like, 3) == []  # a block used alone
+    assert previous_activations({0: a}, 2, like, 3) == []  # a missing entry stops the lags
 
 
 def test_equation_low_rank_h(layout: str, make, rand, to_last) -> None:
-    history = ActivationHistory()
-    rule = make("laurel_pa", layout, history=history, k=2, rank=4)
+    rule = make("laurel_pa", layout, k=2, rank=4)
     assert torch.equal(rule.previous.gamma, torch.ones(2))  # gamma 1, up 0: one zero factor only
     with torch.no_grad():
         rule.previous.h.up.normal_()
     g = random_gamma(rule)
     prev = rand(layout)
-    history.push(prev)
     fx, x = rand(layout), rand(layout)
     down, up = rule.previous.h.down, rule.previous.h.up
     lags = [to_last(x, layout), to_last(prev, layout)]
     expected = to_last(fx, layout) + lags[0] + sum(g[j] * lags[j] @ down[j].T @ up[j].T for j in range(2))
-    torch.testing.assert_close(to_last(rule(fx, x), layout), expected)
+    torch.testing.assert_close(to_last(rule(fx, x, [prev]), layout), expected)
 
 
 @pytest.mark.parametrize("k", [0, -1])
