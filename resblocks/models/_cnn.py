@@ -89,6 +89,15 @@ def build_stages(
     return nn.Sequential(*seqs), in_chans
 
 
+# The options every residual CNN builder hands to each of its blocks, unchanged (see ConvBlock's Args).
+BLOCK_OPTIONS = ("shortcut", "downsample", "zero_init_last", "drop_path_rate", "layer_scale_init")
+
+
+def block_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The shared block options among a builder's arguments (its ``locals()``): written out once, here."""
+    return {k: options[k] for k in BLOCK_OPTIONS if k in options}
+
+
 def make_stem(in_chans: int, width: int, kind: StemKind, *, norm_layer: str | NormFactory | None) -> nn.Sequential:
     """CIFAR: conv3x3 (He et al. 2016, Sec. 4.2); ImageNet: conv7x7/2 + maxpool3x3/2 (torchvision's ``conv1``, ``bn1``).
 
@@ -116,6 +125,16 @@ class ResidualCNN(nn.Module):
     ``block`` is a ``BLOCKS`` name (``basic``, ``bottleneck``, ``preact_basic``, ``preact_bottleneck``);
     ``block_options`` go to every block (``downsample``, ``zero_init_last``, ``groups``, ...).
     Pre-activation blocks get a bare-conv stem and a final BN-ReLU before pooling (arXiv 1603.05027).
+
+    Args:
+        block: the block's registry name.
+        stages: the :class:`Stage` list (depth, width, stride of each).
+        num_classes: classes of the linear head; in_chans: input channels.
+        stem: ``cifar`` (3x3 conv) or ``imagenet`` (7x7/2 conv + max-pool); stem_width: its channels.
+        shortcut: the rule of every block: a name, ``{"name": ..., **options}`` or a factory.
+        norm_layer: ``batchnorm`` or a factory ``chans -> nn.Module``.
+        block_options: passed to every block (:class:`~resblocks.blocks.conv.ConvBlock`'s Args: ``downsample``,
+            ``zero_init_last``, ``drop_path_rate``, ``layer_scale_init``, ``drop_rate``, ``groups``, ...).
     """
 
     def __init__(
@@ -188,7 +207,9 @@ class ResidualCNN(nn.Module):
 
 
 __all__ = [
+    "BLOCK_OPTIONS",
     "ResidualCNN",
+    "block_options",
     "Stage",
     "blocks_per_stage",
     "doubling_stages",

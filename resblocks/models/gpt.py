@@ -20,6 +20,15 @@ class GPT(nn.Module):
 
     Init as nanoGPT: N(0, 0.02), residual output projections N(0, 0.02/sqrt(2*depth)) (GPT-2 §2.3);
     weight tying as Press & Wolf 2017 (arXiv 1608.05859).
+
+    Args:
+        vocab_size: number of token ids.
+        block_size: context length (learned positions).
+        depth: number of blocks; dim: width; heads: attention heads; mlp_ratio: MLP width over ``dim``.
+        dropout: embedding, attention and residual dropout (nanoGPT's ``dropout``).
+        bias: biases in Linears and LayerNorms (nanoGPT's ``bias``).
+        norm, norm_layer, shortcut, zero_init_last, drop_path_rate, layer_scale_init: the residual design of
+            every sub-layer, as in :class:`~resblocks.blocks.transformer.TransformerBlock`.
     """
 
     def __init__(

@@ -18,7 +18,7 @@ from ..blocks.downsample import DownsampleKind
 from ..errors import check
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages
+from ._cnn import ResidualCNN, block_options, blocks_per_stage, doubling_stages
 from ._variants import register_variant
 
 
@@ -36,7 +36,11 @@ def preact_resnet(
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
 ) -> nn.Module:
-    """CIFAR pre-act ResNet-``depth``: ``block="basic"`` needs depth 6n+2, ``"bottleneck"`` depth 9n+2."""
+    """CIFAR pre-act ResNet-``depth``: ``block="basic"`` needs depth 6n+2, ``"bottleneck"`` depth 9n+2.
+
+    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
+    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    """
     check(block in ("basic", "bottleneck"), "block", f"{block!r}; valid: basic, bottleneck")
     n = blocks_per_stage(depth, per_block=2 if block == "basic" else 3, extra=2)
     return ResidualCNN(
@@ -46,11 +50,7 @@ def preact_resnet(
         in_chans=in_chans,
         stem="cifar",
         stem_width=width,
-        shortcut=shortcut,
-        downsample=downsample,
-        zero_init_last=zero_init_last,
-        drop_path_rate=drop_path_rate,
-        layer_scale_init=layer_scale_init,
+        **block_options(locals()),
     )
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from ..blocks.downsample import DownsampleKind
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages
+from ._cnn import ResidualCNN, block_options, blocks_per_stage, doubling_stages
 from ._variants import register_variant
 
 
@@ -34,6 +34,9 @@ def cifar_resnet(
     """ResNet-``depth`` for 32x32 (or 28x28) images; ``depth`` = 6n+2, stage widths ``width * (1, 2, 4)``.
 
     ``shortcut="none"`` is the paper's plain net of the same depth (Fig. 6 left).
+
+    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
+    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
     """
     n = blocks_per_stage(depth, per_block=2, extra=2)
     return ResidualCNN(
@@ -43,11 +46,7 @@ def cifar_resnet(
         in_chans=in_chans,
         stem="cifar",
         stem_width=width,
-        shortcut=shortcut,
-        downsample=downsample,
-        zero_init_last=zero_init_last,
-        drop_path_rate=drop_path_rate,
-        layer_scale_init=layer_scale_init,
+        **block_options(locals()),
     )
 
 

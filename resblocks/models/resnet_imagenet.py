@@ -20,7 +20,7 @@ from ..blocks.downsample import DownsampleKind
 from ..errors import check
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, doubling_stages
+from ._cnn import ResidualCNN, block_options, doubling_stages
 from ._variants import register_variant
 
 _TV_BLOCK_KEY = re.compile(r"layer(\d+)\.(\d+)\.(.+)")
@@ -65,6 +65,9 @@ def resnet(
     ``groups``/``base_width`` (bottleneck only) give ResNeXt (Xie et al. 2017) and WRN-50-2.
     ``preact=True`` uses pre-activation blocks (arXiv 1603.05027) with a bare 7x7 conv + max-pool
     stem and a final BN-ReLU, as timm's ResNetV2; not a reproduction of a specific paper table.
+
+    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
+    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
     """
     check(block in ("basic", "bottleneck"), "block", f"{block!r}; valid: basic, bottleneck")
     check(len(layers) == 4 and all(n >= 1 for n in layers), "layers", f"{tuple(layers)}; valid: four integers >= 1")
@@ -81,11 +84,7 @@ def resnet(
         in_chans=in_chans,
         stem="imagenet",
         stem_width=64,
-        shortcut=shortcut,
-        downsample=downsample,
-        zero_init_last=zero_init_last,
-        drop_path_rate=drop_path_rate,
-        layer_scale_init=layer_scale_init,
+        **block_options(locals()),
         **wide,
     )
 

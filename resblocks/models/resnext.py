@@ -15,7 +15,7 @@ from torch import nn
 from ..blocks.downsample import DownsampleKind
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages
+from ._cnn import ResidualCNN, block_options, blocks_per_stage, doubling_stages
 from ._variants import register_variant
 from .resnet_imagenet import resnet
 
@@ -34,7 +34,11 @@ def resnext(
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
 ) -> nn.Module:
-    """CIFAR ResNeXt-``depth`` (``cardinality`` x ``base_width``d); depth = 9n+2."""
+    """CIFAR ResNeXt-``depth`` (``cardinality`` x ``base_width``d); depth = 9n+2.
+
+    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
+    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    """
     n = blocks_per_stage(depth, per_block=3, extra=2)
     return ResidualCNN(
         "bottleneck",
@@ -43,11 +47,7 @@ def resnext(
         in_chans=in_chans,
         stem="cifar",
         stem_width=64,
-        shortcut=shortcut,
-        downsample=downsample,
-        zero_init_last=zero_init_last,
-        drop_path_rate=drop_path_rate,
-        layer_scale_init=layer_scale_init,
+        **block_options(locals()),
         groups=cardinality,
         base_width=base_width,
     )

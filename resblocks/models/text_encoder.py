@@ -20,6 +20,15 @@ class TransformerClassifier(nn.Module):
 
     ``pool="mean"`` averages the non-padded tokens; ``pool="cls"`` prepends a learned class token
     (BERT's [CLS]) and reads it out. Post-LN by default, as the original encoder.
+
+    Args:
+        vocab_size: number of token ids; num_classes: classes of the head.
+        max_len: longest input (learned positions); pad_id: the padding id (masked keys), ``None``: no padding.
+        depth: number of blocks; dim: width; heads: attention heads; mlp_ratio: MLP width over ``dim``.
+        dropout: embedding, attention and residual dropout; bias: biases in Linears and LayerNorms.
+        pool: ``mean`` over non-padded tokens or ``cls`` (a learned class token).
+        norm, norm_layer, shortcut, zero_init_last, drop_path_rate, layer_scale_init: the residual design of
+            every sub-layer, as in :class:`~resblocks.blocks.transformer.TransformerBlock`.
     """
 
     def __init__(

@@ -21,6 +21,15 @@ class ViT(nn.Module):
 
     ``pool="cls"`` reads the class token (eq. 4); ``pool="mean"`` averages the patch tokens and has no
     class token. Patches come from a stride-``patch_size`` conv, initialised like a Linear (MAE).
+
+    Args:
+        image_size: input height = width; patch_size: patch side (divides ``image_size``).
+        in_chans: input channels; num_classes: classes of the head.
+        depth: number of blocks; dim: width; heads: attention heads; mlp_ratio: MLP width over ``dim``.
+        dropout: position-embedding, attention and residual dropout; bias: biases in Linears and LayerNorms.
+        pool: ``cls`` (class token) or ``mean`` (average of the patch tokens).
+        norm, norm_layer, shortcut, zero_init_last, drop_path_rate, layer_scale_init: the residual design of
+            every sub-layer, as in :class:`~resblocks.blocks.transformer.TransformerBlock`.
     """
 
     def __init__(

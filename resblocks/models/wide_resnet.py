@@ -17,7 +17,7 @@ from ..blocks.downsample import DownsampleKind
 from ..errors import check
 from ..shortcuts import ShortcutSpec
 from . import MODELS
-from ._cnn import ResidualCNN, blocks_per_stage, doubling_stages
+from ._cnn import ResidualCNN, block_options, blocks_per_stage, doubling_stages
 from ._variants import register_variant
 from .resnet_imagenet import resnet
 
@@ -36,7 +36,11 @@ def wide_resnet(
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
 ) -> nn.Module:
-    """WRN-``depth``-``widen_factor``: ``depth`` = 6n+4 for n blocks per stage (the official code's check)."""
+    """WRN-``depth``-``widen_factor``: ``depth`` = 6n+4 for n blocks per stage (the official code's check).
+
+    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
+    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    """
     check(widen_factor >= 1, "widen_factor", f"{widen_factor}; valid: an integer >= 1")
     check(0.0 <= dropout < 1.0, "dropout", f"{dropout}; valid: [0, 1)")
     n = blocks_per_stage(depth, per_block=2, extra=4)
@@ -47,11 +51,7 @@ def wide_resnet(
         in_chans=in_chans,
         stem="cifar",
         stem_width=16,
-        shortcut=shortcut,
-        downsample=downsample,
-        zero_init_last=zero_init_last,
-        drop_path_rate=drop_path_rate,
-        layer_scale_init=layer_scale_init,
+        **block_options(locals()),
         drop_rate=dropout,
     )
 
