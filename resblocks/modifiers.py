@@ -41,6 +41,11 @@ class LayerScale(nn.Module):
     def reset_parameters(self) -> None:
         self.scale.fill_(self.init_values)
 
+    @torch.no_grad()
+    def state(self) -> dict[str, torch.Tensor]:
+        """``{"layer_scale": mean_c |lambda_c|}``: the branch's learned scale, one number per sub-layer."""
+        return {"layer_scale": self.scale.detach().float().abs().mean()}
+
     def forward(self, fx: torch.Tensor) -> torch.Tensor:
         return channel_view(self.site, self.scale, fx) * fx
 

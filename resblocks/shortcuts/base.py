@@ -135,6 +135,17 @@ class Shortcut(nn.Module):
     def init_branch(self, branch: nn.Module) -> None:
         """Hook for rules that prescribe the branch's initialisation (DeepNorm's beta). Default: none."""
 
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The rule's current learned or fixed weights, by name, as 0-dim tensors on the rule's device.
+
+        For diagnostics (:class:`resblocks.diagnostics.ResidualProbe`) and logging: each rule reports
+        its own numbers in the form its equation uses them (after any softmax/sigmoid). ``x`` is the
+        stream input of the forward being probed, for rules whose weights depend on it (highway's gate
+        ``T(x)``); rules that do not need it ignore it. No host sync: the caller reads the values later.
+        Default: no state (``identity``, ``none``, ``projection``, ``laurel_lr``).
+        """
+        return {}
+
     def no_weight_decay(self) -> set[str]:
         """Names (relative to this module) of parameters to keep out of weight decay: all with ``ndim <= 1``.
 

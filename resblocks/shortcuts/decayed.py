@@ -29,5 +29,10 @@ class DecayedShortcut(Shortcut):
         # Not persistent: derived from the config, so a checkpoint never overrides the schedule.
         self.register_buffer("alpha", alphas[site.index].clone(), persistent=False)
 
+    @torch.no_grad()
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"alpha": alpha_l}``, the fixed weight on the stream."""
+        return {"alpha": self.alpha.detach().to(torch.float32, copy=True)}
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(fx, x, self.alpha)  # fx + alpha * x in one fused pass

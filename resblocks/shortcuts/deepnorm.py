@@ -49,6 +49,11 @@ class DeepNormShortcut(Shortcut):
             )
         init(self.beta)
 
+    @torch.no_grad()
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"alpha": alpha}``, the fixed up-weighting of the stream, (2N)^(1/4) by default."""
+        return {"alpha": self.alpha.detach().to(torch.float32, copy=True)}
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.alpha * x + fx
 

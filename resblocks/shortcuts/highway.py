@@ -30,6 +30,17 @@ class HighwayShortcut(Shortcut):
         self.gate.reset_parameters()
         nn.init.constant_(self.gate.bias, self.gate_bias)
 
+    @torch.no_grad()
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"gate_bias": mean(b_T), "gate": mean(T(x))}``; ``gate`` only when ``x`` (the forward's stream
+        input) is given: T depends on the input, so it is recomputed from it here, at the cost of one gate
+        matmul, only when someone asks (nothing is kept by the forward). The mean runs over every element
+        (samples, positions, channels); under autocast T is computed as the forward computes it."""
+        out = {"gate_bias": self.gate.bias.detach().float().mean()}
+        if x is not None:
+            out["gate"] = torch.sigmoid(self.gate(x)).mean(dtype=torch.float32)
+        return out
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # lerp(x, fx, T) = x + T * (fx - x) = T * fx + (1 - T) * x, in one fused op. lerp wants one dtype:
         # under autocast fx and T come out bf16 while the stream x stays fp32, so promote as fx + x would.

@@ -48,6 +48,14 @@ class Laurel(Shortcut):
         self.previous = previous
         self.num_previous = 0 if previous is None else previous.k - 1
 
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The parts' own states: RW's ``alpha``, ``beta`` (normalised), PA's ``gamma_j``; LR has none."""
+        out: dict[str, torch.Tensor] = {}
+        for part in (self.weights, self.previous):
+            if part is not None:
+                out.update(part.state())
+        return out
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor, prev: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         # Each part adds onto the running sum inside its own fused op (fewer passes over the
         # activations); without RW weights, F(x) is in that sum from the start.

@@ -42,6 +42,12 @@ class PreviousActivations(nn.Module):
         if self.h is not None:
             self.h.reset_parameters()
 
+    @torch.no_grad()
+    def state(self) -> dict[str, torch.Tensor]:
+        """``{"gamma_0": gamma_0, ..., "gamma_{k-1}": ...}``, lag j weighting ``h_j(x_{i-j})`` (``gamma_0`` on
+        ``x_i`` itself). All k are reported, also where the stage has fewer earlier inputs to use them."""
+        return {f"gamma_{j}": g for j, g in enumerate(self.gamma.detach().to(torch.float32, copy=True).unbind(0))}
+
     def forward(
         self, x: torch.Tensor, prev: Sequence[torch.Tensor] = (), add: torch.Tensor | None = None
     ) -> torch.Tensor:

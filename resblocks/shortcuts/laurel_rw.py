@@ -80,6 +80,13 @@ class ResidualWeights(nn.Module):
         alpha = torch.sigmoid(self.alpha_logit)
         return alpha, 1.0 - alpha
 
+    @torch.no_grad()
+    def state(self) -> dict[str, torch.Tensor]:
+        """``{"alpha": alpha, "beta": beta}`` after the normalisation (softmax / sigmoid); the channel
+        means for ``per_channel``."""
+        alpha, beta = self.weights()
+        return {"alpha": alpha.detach().float().mean(), "beta": beta.detach().float().mean()}
+
     def forward(self, fx: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         alpha, beta = self.weights()
         if alpha.ndim == 0:  # scalar RW: one fused pass (see weighted_sum)

@@ -32,5 +32,9 @@ class LayerScaleShortcut(Shortcut):
 
         self.ls = LayerScale(site, init_values)
 
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"layer_scale": mean_c |lambda_c|}`` (:meth:`resblocks.modifiers.LayerScale.state`)."""
+        return self.ls.state()
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return x + self.ls(fx)

@@ -35,5 +35,10 @@ class ReZeroShortcut(Shortcut):
     def reset_parameters(self) -> None:
         self.alpha.fill_(self.init)
 
+    @torch.no_grad()
+    def state(self, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"alpha": alpha_i}``, the learned gate on F(x)."""
+        return {"alpha": self.alpha.detach().to(torch.float32, copy=True)}
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return x + self.alpha * fx
