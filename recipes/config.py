@@ -145,6 +145,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     debug: bool = False  # Python tracebacks for configuration and data errors (also: RESBLOCKS_DEBUG=1)
+    threads: int | None = None  # torch.set_num_threads for this run; null = torch's choice (studies: 1 per job)
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

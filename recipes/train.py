@@ -103,6 +103,8 @@ def train(cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = ()
     from .divergence import DivergenceGuard
     from .tracking import build_logger, finish, rewind_logs
 
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # parallel study jobs: one thread each, jobs = cores
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)

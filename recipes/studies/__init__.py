@@ -1,0 +1,1 @@
+"""Seeded residual-design studies: ``python -m recipes.study study=NAME`` (see docs/studies.md)."""

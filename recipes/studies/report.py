@@ -1,0 +1,176 @@
+"""The study report: ``<root>/report.md`` with per-variant statistics, paired differences to the baseline,
+the claim's verdict, and matplotlib pictures (curves with a band over seeds, final metric with CIs)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .results import RunResult, by_seed, read_results
+from .spec import StudySpec
+from .stats import Summary, paired, verdict
+
+CURVE_POINTS = 200  # curves are resampled on a common step grid for the band
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _ci(s: Summary) -> str:
+    return "n/a" if not math.isfinite(s.lo) else f"[{_fmt(s.lo)}, {_fmt(s.hi)}]"
+
+
+def curve_band(runs: list[RunResult], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(steps, mean, lo, hi)`` of ``key`` over the runs (min/max band), on the steps all runs share."""
+    series = [np.array(r.curves[key]) for r in runs if len(r.curves.get(key, ())) >= 2]
+    if not series:
+        return None
+    end = min(s[-1, 0] for s in series)
+    start = max(s[0, 0] for s in series)
+    if end <= start:
+        return None
+    grid = np.linspace(start, end, CURVE_POINTS)
+    ys = np.stack([np.interp(grid, s[:, 0], s[:, 1]) for s in series])
+    return grid, ys.mean(0), ys.min(0), ys.max(0)
+
+
+def draw_curves(spec: StudySpec, results: list[RunResult], key: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    drawn = False
+    for v in spec.variants:
+        band = curve_band([r for r in results if r.variant == v], key)
+        if band is None:
+            continue
+        steps, mean, lo, hi = band
+        (line,) = ax.plot(steps, mean, label=v, linewidth=1.4)
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        drawn = True
+    if drawn:
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.set_title(f"{spec.name}: {key} (mean; band: min-max over seeds)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    plt.close(fig)
+    return drawn
+
+
+def draw_finals(spec: StudySpec, results: list[RunResult], key: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, means, errs, points = [], [], [], []
+    for v in spec.variants:
+        vals = list(by_seed(results, v, key).values())
+        if not vals:
+            continue
+        s = Summary.of(vals)
+        names.append(v)
+        means.append(s.mean)
+        errs.append([s.mean - s.lo, s.hi - s.mean] if math.isfinite(s.lo) else [0.0, 0.0])
+        points.append(vals)
+    if not names:
+        return False
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2), 3.6), dpi=100)
+    x = np.arange(len(names))
+    ax.errorbar(x, means, yerr=np.array(errs).T, fmt="o", capsize=4, color="black", label="mean, 95% CI")
+    for i, vals in enumerate(points):
+        ax.scatter(np.full(len(vals), i) + 0.12, vals, s=12, alpha=0.6, label="seeds" if i == 0 else None)
+    ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(key)
+    ax.set_title(f"{spec.name}: final {key}", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_report(
+    spec: StudySpec, root: Path, *, seeds: list[int] | None = None, command: str = "", wall_seconds: float | None = None
+) -> Path:
+    """Write ``root/report.md`` and its pictures from whatever runs have finished; returns the report's path."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    results = read_results(spec, root, seeds)
+    done = [r for r in results if r.finished]
+    lines = [f"# Study `{spec.name}`", ""]
+    if spec.paper:
+        lines += [f"**Paper:** {spec.paper}", ""]
+    lines += [f"**Claim:** {spec.claim}", ""]
+    if spec.scaled_down:
+        lines += [f"**Scaled down from the paper:** {spec.scaled_down}", ""]
+    lines += [
+        f"**Runs:** {len(done)} of {len(results)} finished (variants x seeds {sorted({r.seed for r in results})}); "
+        f"base recipe `{spec.recipe}`" + (f", shared overrides `{' '.join(spec.overrides)}`" if spec.overrides else ""),
+        "",
+    ]
+    if command:
+        lines += [f"**Command:** `{command}`", ""]
+    total = sum(r.seconds for r in done if math.isfinite(r.seconds))
+    lines += [f"**Time:** {total / 60:.1f} min of training summed over runs"
+              + (f", {wall_seconds / 60:.1f} min wall for this invocation" if wall_seconds else "") + ".", ""]  # fmt: skip
+    lines += ["## Variants", "", "| variant | overrides | runs | s/step |", "|---|---|---|---|"]
+    for v, ov in spec.variants.items():
+        rs = [r for r in done if r.variant == v]
+        sps = Summary.of([r.seconds_per_step for r in rs if math.isfinite(r.seconds_per_step)])
+        lines.append(f"| `{v}`{' (baseline)' if v == spec.baseline else ''} | `{' '.join(ov) or '(none)'}` | "
+                     f"{len(rs)} | {_fmt(sps.mean, 3)} |")  # fmt: skip
+    for m in spec.metrics:
+        lines += ["", f"## `{m.key}` ({m.goal} is better)", "",
+                  f"| variant | n | mean | std | 95% CI | minus `{spec.baseline}`, paired by seed | 95% CI |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        base = by_seed(done, spec.baseline, m.key)
+        for v in spec.variants:
+            vals = by_seed(done, v, m.key)
+            s = Summary.of(list(vals.values()))
+            d = paired(vals, base) if v != spec.baseline else None
+            diff = "" if d is None else _fmt(d.mean)
+            lines.append(f"| `{v}` | {s.n} | {_fmt(s.mean)} | {_fmt(s.std, 2)} | {_ci(s)} | {diff} | "
+                         f"{'' if d is None else _ci(d)} |")  # fmt: skip
+    if spec.checks:
+        lines += ["", "## Verdict", "", "| check | difference (a - b), paired | 95% CI | seeds | verdict |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for c in spec.checks:
+            d = paired(by_seed(done, c.a, c.metric), by_seed(done, c.b, c.metric))
+            lines.append(f"| {c.describe()} | {_fmt(d.mean)} | {_ci(d)} | {d.n} | **{verdict(d, c.expect, c.margin)}** |")
+    pictures = []
+    keys = sorted({k for r in done for k in r.curves if k.startswith(("train/", "val/")) and not k.startswith("perf/")})
+    wanted = [k for k in keys if k.split("/", 1)[1] in {m.key.split("/", 1)[-1] for m in spec.metrics} | {"loss"}]
+    for key in wanted:
+        name = f"curves_{key.replace('/', '_')}.png"
+        if draw_curves(spec, done, key, root / name):
+            pictures.append((f"{key} over training", name))
+    for m in spec.metrics:
+        name = f"final_{m.key.replace('/', '_')}.png"
+        if draw_finals(spec, done, m.key, root / name):
+            pictures.append((f"final {m.key}", name))
+    diag = sorted(root.glob("runs/*/seed*/diagnostics/*.png"))
+    if pictures or diag:
+        lines += ["", "## Pictures", ""]
+        lines += [f"![{title}]({name})" for title, name in pictures]
+        lines += [f"- diagnostics: [{p.relative_to(root)}]({p.relative_to(root)})" for p in diag]
+    failed = [r for r in results if not r.finished and r.folder.exists()]
+    if failed:
+        lines += ["", "## Unfinished runs", "", *[f"- `{r.variant}` seed {r.seed}: `{r.folder}`" for r in failed]]
+    lines += ["", f"_Written {time.strftime('%Y-%m-%d %H:%M')} by `recipes.study`._", ""]
+    path = root / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+__all__ = ["curve_band", "draw_curves", "draw_finals", "write_report"]
