@@ -8,6 +8,8 @@ Three independent choices, each by registry name:
 
 >>> import resblocks
 >>> model = resblocks.build_model("cifar_resnet20", shortcut="laurel_rw", num_classes=10)
+
+Per-depth diagnostics of any such model: :class:`resblocks.diagnostics.ResidualProbe`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .models import MODELS
 from .norms import NORMS
 from .modifiers import LayerScale, branch_output
 from .shortcuts import SHORTCUTS, Hiddens, Shortcut, Site, shortcut_factory
+from .diagnostics import ResidualProbe
 
 __version__ = "0.1.0"
 
@@ -58,12 +61,14 @@ __all__ = [
     "NORMS",
     "NORM_PLACEMENTS",
     "Residual",
+    "ResidualProbe",
     "SHORTCUTS",
     "Shortcut",
     "Site",
     "branch_output",
     "build_block",
     "build_model",
+    "diagnostics",
     "list_blocks",
     "list_models",
     "list_shortcuts",

@@ -1,0 +1,29 @@
+"""Residual diagnostics: what every residual sub-layer of a model does, per depth, cheaply and exactly.
+
+>>> from resblocks.diagnostics import ResidualProbe, to_scalars
+>>> with ResidualProbe(model) as probe:
+...     loss_fn(model(x), y).backward()
+...     logger.log(to_scalars(probe.collect()))
+
+:class:`ResidualProbe` (hooks on every :class:`~resblocks.blocks.residual.Residual`, off unless attached),
+:class:`SubLayerStats` (what is reported, with the formulas), :func:`to_scalars` (named scalars for
+loggers), the statistics themselves (:mod:`.stats`) and the effective rank (:mod:`.effective_rank`).
+Rules report their own weights through :meth:`resblocks.shortcuts.Shortcut.state`. Pure PyTorch.
+"""
+
+from __future__ import annotations
+
+from .effective_rank import effective_rank, feature_rows
+from .probe import ResidualProbe
+from .record import QUANTITIES, SubLayerStats, to_scalars
+from .reduce import mean_over_ranks
+
+__all__ = [
+    "QUANTITIES",
+    "ResidualProbe",
+    "SubLayerStats",
+    "effective_rank",
+    "feature_rows",
+    "mean_over_ranks",
+    "to_scalars",
+]
