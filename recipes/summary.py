@@ -22,6 +22,7 @@ class RunSummary:
     tracker: str | None = None  # where the logger writes (W&B URL / folder, CSV file)
     resumed_from: str | None = None
     sample: str | None = None
+    params: int | None = None  # the network's parameter count (tied weights once)
 
     def metric(self, key: str | None) -> float | None:
         return self.metrics.get(key) if key else None

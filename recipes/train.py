@@ -138,6 +138,7 @@ def train(cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = ()
         summary = RunSummary(
             name=cfg.name, run_dir=str(plan.run_dir), run_id=plan.run_id, steps=trainer.global_step,
             seconds=time.perf_counter() - start, metrics=metrics, best_checkpoint=best, last_checkpoint=last,
+            params=sum(p.numel() for p in module.parameters()),
             tracker=_tracker_info(logger) if trainer.is_global_zero else None,
             resumed_from=str(plan.ckpt_path) if plan.ckpt_path else None,
         )  # fmt: skip

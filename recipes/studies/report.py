@@ -124,12 +124,16 @@ def write_report(
     total = sum(r.seconds for r in done if math.isfinite(r.seconds))
     lines += [f"**Time:** {total / 60:.1f} min of training summed over runs"
               + (f", {wall_seconds / 60:.1f} min wall for this invocation" if wall_seconds else "") + ".", ""]  # fmt: skip
-    lines += ["## Variants", "", "| variant | overrides | runs | s/step |", "|---|---|---|---|"]
+    lines += ["## Variants", "", "| variant | overrides | runs | parameters | vs baseline | s/step |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    params = {v: next((r.params for r in done if r.variant == v and r.params), None) for v in spec.variants}
     for v, ov in spec.variants.items():
         rs = [r for r in done if r.variant == v]
         sps = Summary.of([r.seconds_per_step for r in rs if math.isfinite(r.seconds_per_step)])
+        p, p0 = params[v], params[spec.baseline]
+        extra = f"+{p - p0:,}" if p is not None and p0 is not None and v != spec.baseline else ""
         lines.append(f"| `{v}`{' (baseline)' if v == spec.baseline else ''} | `{' '.join(ov) or '(none)'}` | "
-                     f"{len(rs)} | {_fmt(sps.mean, 3)} |")  # fmt: skip
+                     f"{len(rs)} | {'' if p is None else f'{p:,}'} | {extra} | {_fmt(sps.mean, 3)} |")  # fmt: skip
     for m in spec.metrics:
         lines += ["", f"## `{m.key}` ({m.goal} is better)", "",
                   f"| variant | n | mean | std | 95% CI | minus `{spec.baseline}`, paired by seed | 95% CI |",

@@ -23,6 +23,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = math.nan
     steps: int = 0
+    params: int | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric -> [(step, value)]
 
     @property
@@ -58,6 +59,7 @@ def read_run(spec: StudySpec, root: Path, variant: str, seed: int) -> RunResult:
         data = json.loads(summary.read_text())
         result.metrics = {k: float(v) for k, v in data.get("metrics", {}).items()}
         result.seconds, result.steps = float(data.get("seconds", math.nan)), int(data.get("steps", 0))
+        result.params = data.get("params")
     return result
 
 

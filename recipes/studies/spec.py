@@ -113,7 +113,10 @@ def load_study(name: str, directory: Path = STUDY_DIR) -> StudySpec:
     if not path.is_file():
         valid = sorted(p.stem for p in directory.glob("*.yaml"))
         raise ConfigError(f"study: unknown study {name!r}; valid: {', '.join(valid) or '(none)'}")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as e:  # a YAML syntax error: one line with where it is
+        raise ConfigError(f"study: {path.name} is not valid YAML ({' '.join(str(e).split())})") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"study: {path} is not a mapping")
     known = {"name", "recipe", "claim", "variants", "seeds", "baseline", "metrics", "checks", "overrides", "paper",
