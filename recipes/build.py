@@ -21,7 +21,7 @@ from resblocks.norms import NORMS
 from resblocks.shortcuts import shortcut_factory
 
 from .cli_errors import describe
-from .config import TrainConfig
+from .config import ResidualConfig, TrainConfig
 from .fast_path import Decision, check_switch, decide, device_type, is_conv_net, resolve_precision
 from .modules.optim import OptimizerSettings, ScheduleSettings
 from .tracking import check_logger, wandb_mode
@@ -76,6 +76,8 @@ def model_spec(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
         ("shortcut", "shortcut=NAME shortcut.KEY=..."),
         ("norm", "norm=PLACEMENT"),
         ("norm_layer", "norm.layer=..."),
+        ("drop_path_rate", "residual.drop_path_rate=..."),
+        ("layer_scale_init", "residual.layer_scale_init=..."),
     ):
         if key in opts:
             raise ConfigError(f"model.{key}: set it through the group, not the model; valid: {group}")
@@ -96,6 +98,12 @@ def model_spec(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
         NORMS.get(cfg.norm.layer)  # unknown layer -> one line
         opts["norm"] = cfg.norm.placement
         opts["norm_layer"] = cfg.norm.layer
+    for key, value in plain(cfg)["residual"].items():  # branch-output modifiers: only what differs from off
+        if value == getattr(ResidualConfig, key):
+            continue
+        if key not in accepted:
+            raise ConfigError(f"residual.{key}: model {name!r} has no residual sub-layers to modify; valid: leave it unset")
+        opts[key] = value
     resblocks.MODELS.check_options(name, opts)
     return name, opts
 

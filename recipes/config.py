@@ -12,6 +12,7 @@ The nested dataclasses are plain data: ``OmegaConf.to_object(cfg.optim)`` gives 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from .modules.optim import OptimizerSettings, ScheduleSettings
+
+
+@dataclass
+class ResidualConfig:
+    """Branch-output modifiers of every residual sub-layer, composed with any shortcut rule (resblocks.modifiers)."""
+
+    drop_path_rate: float = 0.0  # stochastic depth of the last block, linspace(0, rate, blocks) (Huang et al. 2016)
+    layer_scale_init: float | None = None  # LayerScale diag(lambda) F(x) with this init (CaiT); null = off
 
 
 @dataclass
@@ -135,6 +144,7 @@ class TrainConfig:
     data: dict[str, Any] = field(default_factory=dict)  # name + DataModule options (recipes.data)
     shortcut: dict[str, Any] | None = None  # name + rule options (resblocks.SHORTCUTS); null = model default
     norm: NormConfig | None = None  # null = model default
+    residual: ResidualConfig = field(default_factory=ResidualConfig)  # branch-output modifiers, any rule
     optim: OptimizerSettings = field(default_factory=OptimizerSettings)
     sched: ScheduleSettings = field(default_factory=ScheduleSettings)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -151,23 +161,39 @@ class TrainConfig:
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def register_configs() -> None:
-    """Register the schema, and a ``model=NAME`` / ``shortcut=NAME`` option for every registered model
-    and shortcut rule without its own YAML.
+def registry_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's options as config values (a required option, which has no default, becomes null)."""
+    return {k: None if v is inspect.Parameter.empty else v for k, v in options.items()}
 
-    Idempotent (ConfigStore replaces entries of the same name). ``conf/{model,shortcut}/*.yaml`` carry
-    the commented, curated options; every other registered name still works by name, with the
-    builder's defaults (add options with ``+model.KEY=...`` / ``+shortcut.KEY=...``).
+
+def register_configs() -> None:
+    """Register the schema and the group options that come from the library's registries.
+
+    * ``shortcut=NAME``: every registered rule, with *its constructor's real defaults*, so
+      ``shortcut.rank=8`` works without a ``+`` and no YAML copy of the defaults can drift from the code;
+    * ``norm=PLACEMENT``: every placement of :data:`resblocks.NORM_PLACEMENTS` (LayerNorm; ``norm.layer=rmsnorm``);
+    * ``model=NAME``: every registered model by name (its builder's defaults; ``+model.KEY=...`` adds options).
+
+    A YAML under ``conf/<group>/`` of the same name wins: it is kept only for presets whose values differ
+    (``conf/model/*.yaml`` give recipes their model defaults). Idempotent.
     """
     import resblocks
 
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
-    for group, registry in (("model", resblocks.MODELS), ("shortcut", resblocks.SHORTCUTS)):
+    generated = {
+        "model": {name: {"name": name} for name in resblocks.MODELS.names()},
+        "shortcut": {
+            name: {"name": name, **registry_defaults(resblocks.SHORTCUTS.options(name))}
+            for name in resblocks.SHORTCUTS.names()
+        },
+        "norm": {p: {"placement": p, "layer": "layernorm"} for p in resblocks.NORM_PLACEMENTS},
+    }
+    for group, nodes in generated.items():
         curated = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
-        for name in registry.names():
+        for name, node in nodes.items():
             if name not in curated:
-                store.store(group=group, name=name, node={"name": name})
+                store.store(group=group, name=name, node=node)
 
 
 register_configs()

@@ -12,6 +12,7 @@ from recipe_helpers import CONF, CPU, RECIPES, TINY_DATA, compose
 
 import recipes.data
 import resblocks
+from recipes.config import registry_defaults
 from recipes.build import device_count, model_spec, validate
 from resblocks.blocks.residual import NORM_PLACEMENTS
 from resblocks.errors import ConfigError
@@ -65,14 +66,22 @@ def test_switching_the_residual_design_is_one_override():
     validate(cfg)
 
 
-def test_shortcut_group_offers_every_registered_rule():
+def test_shortcut_group_offers_every_registered_rule_with_its_real_defaults():
     files = {p.stem for p in (CONF / "shortcut").glob("*.yaml")}
     assert files <= set(resblocks.SHORTCUTS.names()), "a conf/shortcut YAML names no registered rule"
-    for name in resblocks.SHORTCUTS.names():  # curated YAML or not, shortcut=NAME works
-        cfg = compose([f"shortcut={name}"])
-        spec = dict(cfg.shortcut)
+    for name in resblocks.SHORTCUTS.names():
+        spec = dict(compose([f"shortcut={name}"]).shortcut)
         assert spec.pop("name") == name
-        resblocks.SHORTCUTS.check_options(name, spec)  # every key in the YAML is a real option
+        if name not in files:  # generated from the registry: exactly the constructor's options and defaults
+            assert spec == registry_defaults(resblocks.SHORTCUTS.options(name))
+        resblocks.SHORTCUTS.check_options(name, spec)
+
+
+def test_a_rule_option_is_set_without_plus():
+    cfg = compose(["shortcut=laurel_rw_lr", "shortcut.rank=8", "shortcut.norm=softmax"])
+    _, opts = model_spec(cfg)
+    assert opts["shortcut"]["rank"] == 8 and opts["shortcut"]["norm"] == "softmax"
+    validate(cfg)
 
 
 def test_every_registered_model_is_a_group_option():
@@ -86,7 +95,9 @@ def test_every_registered_model_is_a_group_option():
 
 
 def test_norm_and_data_groups_match_their_registries():
-    assert {p.stem for p in (CONF / "norm").glob("*.yaml")} == set(NORM_PLACEMENTS)
+    assert {p.stem for p in (CONF / "norm").glob("*.yaml")} <= set(NORM_PLACEMENTS)
+    for placement in NORM_PLACEMENTS:  # generated from the library's list
+        assert compose([f"norm={placement}"]).norm == {"placement": placement, "layer": "layernorm"}
     assert {p.stem for p in (CONF / "data").glob("*.yaml")} == set(recipes.data.dataset_names())
     for path in (CONF / "model").glob("*.yaml"):
         assert path.stem in resblocks.MODELS, f"conf/model/{path.name} names no registered model"
