@@ -4,8 +4,11 @@ The bytes go to a temporary file in the same folder, which is flushed, fsynced a
 the target (``os.replace`` is atomic on POSIX and Windows); the folder is then fsynced so the
 rename itself survives a power cut. A process killed mid-write leaves the target untouched (and a
 stale ``.NAME.tmpPID`` that :func:`remove_stale_temps` clears). Any other error removes the
-temporary file and re-raises; an ``OSError`` (disk full, quota, permissions) becomes a one-line
-:class:`WriteError` naming the file and the cause. Imports nothing heavy.
+temporary file and re-raises; an ``OSError`` (disk full, quota, permissions, I/O error) becomes a
+one-line :class:`WriteError` naming the file and the cause, also when the writer turned it into its
+own exception: torch's zip writer reports a failed ``write`` as ``RuntimeError: [enforce fail at
+inline_container.cc] ... unexpected pos``, so the file handed to ``write`` remembers the first
+``OSError`` of its ``write``/``flush`` calls. Imports nothing heavy.
 
 Folders (sharded FSDP checkpoints) go the same way with :func:`staged_folder`: written under
 ``.NAME.tmpPID/``, fsynced, then renamed into place. A folder cannot be renamed over a non-empty
@@ -22,7 +25,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 TEMP_MARK = ".tmp"
 ASIDE_MARK = f"{TEMP_MARK}-old"  # the previous version of a folder while its new one is renamed into place
@@ -51,6 +54,32 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class _RecordingFile:
+    """A binary file that remembers the first ``OSError`` its ``write`` or ``flush`` raised (see the module
+    docstring: the writer may replace it by an exception that has lost the errno); everything else passes through."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
 def atomic_write(
     path: str | os.PathLike[str], write: Callable[[BinaryIO], None], what: str = "file", shown: Path | None = None
 ) -> None:
@@ -60,32 +89,56 @@ def atomic_write(
     """
     path = Path(path)
     tmp = temp_path(path)
+    recorder: _RecordingFile | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            write(f)
+            recorder = _RecordingFile(f)
+            write(recorder)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if error := _write_error(e, what, shown or path):
+        if error := _write_error(e, what, shown or path, recorder.error if recorder else None):
             raise error from e
         raise
     fsync_dir(path.parent)
 
 
-def _write_error(e: BaseException, what: str, path: Path) -> WriteError | None:
-    """The one-line :class:`WriteError` to raise for ``e`` if it is an ``OSError`` (not one already)."""
-    if not isinstance(e, OSError) or isinstance(e, WriteError):
+def _os_error(e: BaseException, recorded: OSError | None = None) -> OSError | None:
+    """The ``OSError`` behind ``e``: ``e`` itself, the one the file recorded, or one in ``e``'s chain
+    (``raise ... from``, or raised while handling it). Not for interrupts (``KeyboardInterrupt``, ``SystemExit``)."""
+    if isinstance(e, OSError):
+        return e
+    if not isinstance(e, Exception):
         return None
-    code = errno.errorcode.get(e.errno, "error") if e.errno else type(e).__name__
-    reason = os.strerror(e.errno) if e.errno else str(e)
+    if recorded is not None:
+        return recorded
+    seen: set[int] = set()
+    link: BaseException | None = e
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OSError):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def _write_error(e: BaseException, what: str, path: Path, recorded: OSError | None = None) -> WriteError | None:
+    """The one-line :class:`WriteError` to raise for ``e`` if an ``OSError`` is behind it (and it is not one already)."""
+    if isinstance(e, WriteError):
+        return None
+    cause = _os_error(e, recorded)
+    if cause is None:
+        return None
+    code = errno.errorcode.get(cause.errno, "error") if cause.errno else type(cause).__name__
+    reason = os.strerror(cause.errno) if cause.errno else " ".join(str(cause).split())
     error = WriteError(
         f"{what}: could not write '{path}' ({code}: {reason}); the previous {what} there, if any, is unchanged"
     )
-    error.errno = e.errno
+    error.errno = cause.errno
     return error
 
 

@@ -160,11 +160,15 @@ class StepCheckpoint(ModelCheckpoint):
       (:func:`recipes.tracking.rewind_logs` drops the rows past it). An exception discards them.
     * when the next step starts (or training ends) after a checkpoint was published, W&B's position
       is recorded for it, so a resume from it rewinds the W&B run there (:mod:`recipes.wandb_rewind`).
+    * rotation (``keep``) deletes an old periodic checkpoint only once its replacement is published:
+      Lightning deletes it right after the save, which here only staged the new one, so a kill or a
+      failure before the publish would leave no periodic checkpoint at all.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(save_on_train_epoch_end=True, **kwargs)
         self._staged: list[tuple[Path, Path]] = []
+        self._superseded: list[str] = []  # old periodic checkpoints to delete once the staged ones are published
         self._staged_step: int | None = None  # the global step the staged checkpoints hold
         self._unrecorded: int | None = None  # published, W&B position not yet recorded
 
@@ -178,14 +182,24 @@ class StepCheckpoint(ModelCheckpoint):
         self._staged.append((staged, final))
         self._staged_step = trainer.global_step
 
+    def _remove_checkpoint(self, trainer: Any, filepath: str) -> None:
+        if self._staged:  # its replacement is only staged: delete it once that is published
+            self._superseded.append(filepath)
+        else:
+            super()._remove_checkpoint(trainer, filepath)
+
     def publish(self, trainer: Any) -> None:
-        """Rename the staged checkpoints (files, or FSDP folders) into place, ``last.ckpt`` first (resume reads it)."""
+        """Rename the staged checkpoints (files, or FSDP folders) into place, ``last.ckpt`` first (resume reads it),
+        then delete the periodic checkpoints they replace."""
         staged, self._staged = self._staged, []
+        superseded, self._superseded = self._superseded, []
         if trainer.is_global_zero:
             for tmp, final in sorted(staged, key=lambda s: s[1].name != LAST):
                 replace_path(tmp, final)
             if staged:
                 fsync_dir(staged[0][1].parent)
+        for old in superseded:  # every rank: a sharded strategy's removal is a collective
+            super()._remove_checkpoint(trainer, old)
         if staged:
             self._unrecorded = self._staged_step
 
@@ -213,6 +227,7 @@ class StepCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
         staged, self._staged = self._staged, []
+        self._superseded = []  # their replacements are discarded: they stay
         for tmp, _ in staged if trainer.is_global_zero else ():
             remove_path(tmp)
 

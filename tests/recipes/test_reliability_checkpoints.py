@@ -4,17 +4,20 @@ checkpoint stays loadable, no partial file is left for resume to pick up, and th
 from __future__ import annotations
 
 import errno
+import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 from recipe_helpers import compose, tiny
 from reliability_helpers import SUBPROCESS_ENV, TINY_GPT, one_thread  # noqa: F401  (autouse: one torch thread)
 
+import recipes.atomic
 import recipes.checkpointing
 from recipes.atomic import WriteError, atomic_write, remove_stale_temps
 from recipes.runs import find_latest
@@ -118,3 +121,97 @@ def test_a_save_due_at_an_epoch_end_is_written_at_that_step(tiny_data, tmp_path)
     ]  # 4 batches per epoch: the save at 4 ends epoch 0
     train(compose(tiny("shakespeare_gpt", tiny_data, tmp_path, *TINY_GPT, *steps)))
     assert torch.load(tmp_path / "checkpoints" / "step00000004.ckpt", weights_only=True)["global_step"] == 4
+
+
+class FillsUpAfter(io.FileIO):
+    """A file on a disk that fills up (``errno``) once ``room`` bytes are written."""
+
+    room = 2000
+    code = errno.ENOSPC
+
+    def write(self, data):
+        if self.tell() + len(memoryview(data)) > self.room:
+            raise OSError(self.code, os.strerror(self.code))
+        return super().write(data)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
+def test_a_failed_write_that_torch_reports_as_its_own_error_is_the_one_line_error(tmp_path, monkeypatch, code):
+    """torch's zip writer turns the OSError of a failed write into ``RuntimeError: [enforce fail at
+    inline_container.cc] ... unexpected pos``; it still gets the one line with the errno, the temporary file
+    goes, the previous checkpoint stays."""
+    target = tmp_path / "last.ckpt"
+    atomic_write(target, lambda f: torch.save({"step": 1}, f), "checkpoint")
+    failing = type("Failing", (FillsUpAfter,), {"code": code})
+    monkeypatch.setattr(recipes.atomic, "open", lambda path, mode: io.BufferedWriter(failing(path, "w")), raising=False)
+    with pytest.raises(WriteError) as info:
+        atomic_write(target, lambda f: torch.save({"step": 2, "w": torch.zeros(10_000)}, f), "checkpoint")
+    assert isinstance(info.value.__cause__, RuntimeError) and "unexpected pos" in str(info.value.__cause__)
+    name = errno.errorcode[code]
+    assert str(info.value) == (
+        f"checkpoint: could not write '{target}' ({name}: {os.strerror(code)}); the previous checkpoint there, "
+        "if any, is unchanged"
+    )
+    assert info.value.errno == code
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert torch.load(target, weights_only=True)["step"] == 1
+
+
+def test_a_full_disk_in_a_real_run_is_one_line(tiny_data, tmp_path, monkeypatch):
+    """The same through a training run: the disk fills up while torch writes the checkpoint of step 4."""
+    real_open = open
+
+    def disk_full_at_step_4(path, mode):
+        if "step00000004" in str(path):
+            return io.BufferedWriter(FillsUpAfter(path, "w"))
+        return real_open(path, mode)
+
+    monkeypatch.setattr(recipes.atomic, "open", disk_full_at_step_4, raising=False)
+    steps = ["trainer.max_steps=6", "checkpoint.every_n_steps=2", "trainer.val_check_interval=6",
+             "checkpoint.monitor=null"]  # fmt: skip
+    from recipes.train import train
+
+    with pytest.raises(WriteError, match=r"^checkpoint: could not write '.*step00000004\.ckpt' \(ENOSPC: No space"):
+        train(compose(tiny("shakespeare_gpt", tiny_data, tmp_path, *TINY_GPT, *steps)))
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step00000002.ckpt"]
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+# The child trains with keep=1 and is SIGKILLed as it renames step 4's periodic checkpoint into place.
+KILLED_AT_ROTATION = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    import recipes.checkpointing as checkpointing
+    from recipe_helpers import compose
+    from recipes.train import train
+    rename = checkpointing.replace_path
+    def killed_at(src, dst):
+        if dst.name == "step00000004.ckpt":
+            os.kill(os.getpid(), signal.SIGKILL)
+        rename(src, dst)
+    checkpointing.replace_path = killed_at
+    train(compose(sys.argv[2:]))
+    """
+)
+
+
+def test_a_kill_during_rotation_leaves_a_periodic_checkpoint(tiny_data, tmp_path):
+    """keep=1: the new periodic checkpoint is published before the old one is deleted, so a kill at the rename
+    (or a failed publish) leaves the old one, complete; resume=auto goes on from there."""
+    steps = ["trainer.max_steps=6", "checkpoint.every_n_steps=2", "trainer.val_check_interval=6",
+             "checkpoint.monitor=null", "checkpoint.keep=1"]  # fmt: skip
+    overrides = tiny("shakespeare_gpt", tiny_data, tmp_path, *TINY_GPT, *steps)
+    here = str(Path(__file__).parent)
+    proc = subprocess.run([sys.executable, "-c", KILLED_AT_ROTATION, here, *overrides], env=SUBPROCESS_ENV,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    ckpts = tmp_path / "checkpoints"
+    periodic = sorted(p.name for p in ckpts.glob("step*.ckpt"))
+    assert periodic == ["step00000002.ckpt"], sorted(p.name for p in ckpts.iterdir())
+    assert torch.load(ckpts / "step00000002.ckpt", weights_only=True)["global_step"] == 2
+    from recipes.train import train
+
+    summary = train(compose([*overrides, "resume=auto"]))  # from last.ckpt: step 4, published before the kill
+    assert summary.steps == 6 and torch.load(ckpts / "step00000006.ckpt", weights_only=True)["global_step"] == 6
