@@ -1,8 +1,12 @@
 """From a composed config to the objects Lightning runs: DataModule, network, task module, trainer.
 
-:func:`validate` checks the whole config first, against the schema and the registries, and builds
-the network once on the ``meta`` device (no memory, no data), so a bad name, option or
-combination fails in seconds with one line, before any data is read.
+:func:`validate` checks the whole config first, in two stages. :func:`check_config` needs the config
+alone and imports neither Lightning nor W&B nor ``datasets`` (about two seconds from the command
+line): names, types, ranges and finiteness of every value, the optimiser's and the schedule's values
+as torch.optim sees them, the network's options against its builder, whether the network fits the
+task of the data and whether the monitored metric is one the task logs. Then, with Lightning:
+``trainer.*`` as Lightning sees it, the DataModule's options (constructed, nothing read), and the
+network built once on the ``meta`` device (no memory, no data). A problem is one line naming the key.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from resblocks.norms import NORMS
 from resblocks.shortcuts import shortcut_factory
 
 from .cli_errors import describe
-from .config import ResidualConfig, TrainConfig
+from .config import DIVERGENCE_ACTIONS, ResidualConfig, TrainConfig, check_checkpoint_config
 from .fast_path import Decision, check_switch, decide, device_type, is_conv_net, resolve_precision
-from .modules.optim import OptimizerSettings, ScheduleSettings
+from .modules.optim import OptimizerSettings, ScheduleSettings, check_schedule
+from .tasks import check_model_fits_data, check_monitor
 from .tracking import check_logger, wandb_mode
+from .values import check_finite, check_ranges, check_types, init_chain, option_hints
 
 # Network options the data decides (passed to builders that accept them, unless set in model.*).
 DATA_DERIVED = ("num_classes", "in_chans", "image_size", "vocab_size", "pad_id")
@@ -193,7 +199,10 @@ def build_data(cfg: DictConfig) -> Any:
 
 
 def settings(cfg: DictConfig) -> tuple[OptimizerSettings, ScheduleSettings]:
-    return OmegaConf.to_object(cfg.optim), OmegaConf.to_object(cfg.sched)  # type: ignore[return-value]
+    """The optimiser and schedule settings; their values are checked as torch.optim sees them."""
+    optim, sched = OmegaConf.to_object(cfg.optim), OmegaConf.to_object(cfg.sched)
+    check_schedule(optim, sched)  # type: ignore[arg-type]
+    return optim, sched  # type: ignore[return-value]
 
 
 def build_module(cfg: DictConfig, dm: Any, decision: Decision | None = None) -> Any:
@@ -248,21 +257,38 @@ def device_count(trainer: DictConfig) -> int:
     return max(1, torch.cuda.device_count())
 
 
+DEVICES_VALID = "auto, -1 (all), a count >= 1, a list of device ids >= 0, or ids as a string such as '0,1'"
+
+
+def check_devices(trainer: DictConfig) -> int:
+    """``trainer.devices`` is a value Lightning takes (its own message would not name the key); returns
+    :func:`device_count`."""
+    devices = trainer.devices
+    if isinstance(devices, str) and devices != "auto":
+        parts = [p.strip() for p in devices.split(",")]
+        if not all(p.lstrip("-").isdigit() for p in parts):
+            raise ConfigError(f"trainer.devices: {devices!r}; valid: {DEVICES_VALID}")
+        devices = [int(p) for p in parts] if len(parts) > 1 else int(parts[0])
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        if not devices or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in devices):
+            raise ConfigError(f"trainer.devices: {trainer.devices}; valid: {DEVICES_VALID}")
+    elif devices != "auto" and (
+        isinstance(devices, bool) or not isinstance(devices, int) or devices < -1 or devices == 0
+    ):
+        raise ConfigError(f"trainer.devices: {trainer.devices!r}; valid: {DEVICES_VALID}")
+    return device_count(trainer)
+
+
 def check_trainer(cfg: DictConfig) -> None:
     """``trainer.*`` as Lightning sees it, now: a throwaway ``Trainer`` runs Lightning's own checks
-    (accelerator, devices, strategy, precision, intervals), before any file is written."""
+    (accelerator, devices, strategy, precision, intervals), before any file is written. Ranges and
+    ``trainer.devices`` are checked before, without Lightning (:func:`check_config`)."""
     import logging
 
     import lightning.pytorch as pl
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     t = cfg.trainer
-    for key, low, also in (("max_steps", -1, ""), ("max_epochs", -1, ", or null"), ("num_nodes", 1, ""),
-                           ("accumulate_grad_batches", 1, ""), ("log_every_n_steps", 1, ""),
-                           ("gradient_clip_val", 0, ", or null")):  # fmt: skip
-        value = t[key]
-        if value is not None and not value >= low:
-            raise ConfigError(f"trainer.{key}: {value}; valid: >= {low}{also}")
     if str(t.accelerator) in ("gpu", "cuda") and str(t.devices) not in ("auto", "-1"):
         wanted, have = device_count(t), torch.cuda.device_count()
         if wanted > have:
@@ -302,16 +328,62 @@ def validate(cfg: DictConfig, multirun: bool = False) -> Any:
 
 
 def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
+    check_config(cfg, multirun)  # Lightning, W&B and datasets are not imported yet
+    check_trainer(cfg)
+    dm = build_data(cfg)
+    num_classes = _data_value(dm, "num_classes")
+    if num_classes:  # known before setup for fixed datasets: a top-5 metric needs 100 classes
+        check_monitor(cfg.checkpoint.monitor, cfg.data.name, num_classes, cfg.divergence.grad_norms)
+    fast_path_for(cfg, dm, meta_net(cfg, dm))  # combinations; an explicit switch that cannot work on this device
+    return dm
+
+
+def check_values(cfg: DictConfig) -> dict[str, Any]:
+    """Interpolations, ranges (the schema's :func:`~recipes.values.ranged` fields), NaN/inf anywhere, and the
+    optimiser's and schedule's values; returns the plain config."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from .checkpointing import check_checkpoint_config
-    from .divergence import ACTIONS
-
     try:
-        plain(cfg)  # missing values (???) and broken interpolations
+        tree = plain(cfg)  # missing values (???) and broken interpolations
     except OmegaConfBaseException as e:
         raise ConfigError(f"{getattr(e, 'full_key', None) or 'config'}: {str(e).splitlines()[0]}") from e
-    settings(cfg)  # optimiser / schedule names and ranges
+    check_ranges(tree, TrainConfig)
+    check_finite(tree)  # open mappings too: model.*, data.*, shortcut.* (a gate_bias of NaN diverges at step 0)
+    settings(cfg)  # optimiser / schedule names, and their values asked of torch.optim
+    return tree
+
+
+def check_task(cfg: DictConfig) -> None:
+    """The network (``model.name``) can learn the task of the data (``data.name``): an image network on text is
+    refused here, first, since the two groups' other options may not even resolve together."""
+    from recipes import data
+
+    name = OmegaConf.select(cfg, "model.name", throw_on_resolution_failure=False)
+    data_name = OmegaConf.select(cfg, "data.name", throw_on_resolution_failure=False)
+    if not isinstance(data_name, str) or data_name not in data.dataset_names():
+        raise ConfigError(f"data: unknown dataset {data_name!r}; valid: {', '.join(data.dataset_names())}")
+    models = resblocks.MODELS
+    if isinstance(name, str) and name in models:
+        options = ((n, models.options(n)) for n in models.names())
+        check_model_fits_data(name, models.options(name), data_name, options)
+
+
+def check_network(cfg: DictConfig) -> None:
+    """The network's and the shortcut rule's option names, and their types by the builder's annotations."""
+    name, _ = model_spec(cfg)
+    tree = plain(cfg)
+    given = {k: v for k, v in tree["model"].items() if k != "name"}
+    check_types(option_hints([resblocks.MODELS.get(name)]), given, "model")
+    if tree["shortcut"] is not None:
+        rule = resblocks.SHORTCUTS.get(tree["shortcut"]["name"])
+        chain = init_chain(rule) if isinstance(rule, type) else [rule]
+        check_types(option_hints(chain), {k: v for k, v in tree["shortcut"].items() if k != "name"}, "shortcut")
+
+
+def check_config(cfg: DictConfig, multirun: bool = False) -> None:
+    """Everything that needs neither data nor Lightning (see the module docstring); one line per problem."""
+    check_task(cfg)
+    check_values(cfg)
     check_logger(cfg.logger.name)
     if cfg.logger.name == "wandb":
         wandb_mode(cfg.logger.mode)  # a bad mode, or online without a key
@@ -321,12 +393,7 @@ def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
     check_switch("channels_last", cfg.channels_last)
     if cfg.resume not in (None, "auto") and not str(cfg.resume).strip():
         raise ConfigError("resume: empty; valid: auto, null or a checkpoint path")
-    try:
-        n = device_count(cfg.trainer) * cfg.trainer.num_nodes
-    except (ValueError, TypeError) as e:
-        raise ConfigError(
-            f"trainer.devices: {cfg.trainer.devices!r}; valid: a number, a list of device ids, auto or -1"
-        ) from e
+    n = check_devices(cfg.trainer) * cfg.trainer.num_nodes
     if multirun and n > 1:
         raise ConfigError(
             f"trainer.devices: {cfg.trainer.devices} x {cfg.trainer.num_nodes} node(s) under multirun (-m); valid: "
@@ -339,19 +406,8 @@ def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
         raise ConfigError(
             f"trainer.strategy: {cfg.trainer.strategy} needs CUDA GPUs (Lightning's FSDP); valid: ddp, auto on this machine"
         )
-    if cfg.sample.tokens < 0:
-        raise ConfigError(f"sample.tokens: {cfg.sample.tokens}; valid: >= 0")
-    if not cfg.sample.temperature > 0:
-        raise ConfigError(f"sample.temperature: {cfg.sample.temperature}; valid: > 0")
-    if cfg.sample.top_k is not None and cfg.sample.top_k < 1:
-        raise ConfigError(f"sample.top_k: {cfg.sample.top_k}; valid: >= 1, or null for all tokens")
-    if cfg.divergence.action not in ACTIONS:
-        raise ConfigError(f"divergence.action: {cfg.divergence.action!r}; valid: {', '.join(ACTIONS)}")
-    if cfg.divergence.max_skips < 1:
-        raise ConfigError(f"divergence.max_skips: {cfg.divergence.max_skips}; valid: >= 1")
+    if cfg.divergence.action not in DIVERGENCE_ACTIONS:
+        raise ConfigError(f"divergence.action: {cfg.divergence.action!r}; valid: {', '.join(DIVERGENCE_ACTIONS)}")
     check_checkpoint_config(cfg.checkpoint)
-    check_trainer(cfg)
-    model_spec(cfg)
-    dm = build_data(cfg)
-    fast_path_for(cfg, dm, meta_net(cfg, dm))  # an explicit switch that cannot work on this device
-    return dm
+    check_network(cfg)
+    check_monitor(cfg.checkpoint.monitor, cfg.data.name, grad_norms=cfg.divergence.grad_norms)

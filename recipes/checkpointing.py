@@ -18,9 +18,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import FSDPStrategy
 
-from resblocks.errors import ConfigError
-
 from .atomic import TEMP_MARK, atomic_write, fsync_dir, remove_path, replace_path, staged_folder, temp_path
+from .config import check_checkpoint_config
 from .data.windows import mix
 from .runs import LAST, META_KEY, RunPlan, safe_load
 from .wandb_rewind import record_position
@@ -230,16 +229,6 @@ class StepCheckpoint(ModelCheckpoint):
         self._superseded = []  # their replacements are discarded: they stay
         for tmp, _ in staged if trainer.is_global_zero else ():
             remove_path(tmp)
-
-
-def check_checkpoint_config(cfg: Any) -> None:
-    """One-line ``ConfigError`` for a bad ``CheckpointConfig`` (called by ``validate`` before anything is built)."""
-    if cfg.keep == 0 or cfg.keep < -1:
-        raise ConfigError(f"checkpoint.keep: {cfg.keep}; valid: >= 1, or -1 for all")
-    if cfg.mode not in ("min", "max"):
-        raise ConfigError(f"checkpoint.mode: {cfg.mode!r}; valid: min, max")
-    if cfg.every_n_steps is not None and cfg.every_n_steps < 1:
-        raise ConfigError(f"checkpoint.every_n_steps: {cfg.every_n_steps}; valid: >= 1, or null for every epoch")
 
 
 def checkpoint_callbacks(cfg: Any, ckpt_dir: Path) -> list[ModelCheckpoint]:

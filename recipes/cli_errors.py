@@ -20,6 +20,14 @@ _DEBUG_ARG = re.compile(r"\+{0,2}debug=(true|1|yes|on)", re.IGNORECASE)
 _TRUE = {"1", "true", "yes", "on"}
 
 
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight; the message is one line with the step and the place.
+
+    Defined here, not in :mod:`recipes.divergence` (which needs Lightning), so the entry point can name it
+    without importing Lightning before the config is checked.
+    """
+
+
 def debug_requested(argv: Sequence[str], env: Mapping[str, str] | None = None) -> bool:
     """``debug=true`` among the overrides, else ``RESBLOCKS_DEBUG`` if set, else Hydra's ``HYDRA_FULL_ERROR``."""
     env = os.environ if env is None else env

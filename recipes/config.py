@@ -20,7 +20,13 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from resblocks.errors import ConfigError
+
 from .modules.optim import OptimizerSettings, ScheduleSettings
+from .values import check_ranges, ranged
+
+SEED_MAX = 2**32 - 1  # Lightning's seed_everything range (numpy's uint32)
+DIVERGENCE_ACTIONS = ("stop", "skip", "off")
 
 
 @dataclass
@@ -45,21 +51,21 @@ class TrainerConfig:
 
     accelerator: str = "auto"  # auto | cpu | gpu | mps
     devices: Any = "auto"  # an int, a list of device ids, or "auto"
-    num_nodes: int = 1
+    num_nodes: int = ranged(1, ge=1)
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | deepspeed ...
     precision: str = "auto"  # auto (bf16-mixed where bf16 is fast, else 32-true; recipes/fast_path.py) | 32-true | bf16-mixed | bf16-true | 16-mixed
-    max_steps: int = -1
-    max_epochs: int | None = None
-    gradient_clip_val: float | None = None
+    max_steps: int = ranged(-1, ge=-1)  # -1: no step limit
+    max_epochs: int | None = ranged(None, ge=1, also=((-1, "for no epoch limit"),), null="")
+    gradient_clip_val: float | None = ranged(None, gt=0, also=((0, "for no clipping"),), null="for no clipping")
     gradient_clip_algorithm: str = "norm"
-    accumulate_grad_batches: int = 1
+    accumulate_grad_batches: int = ranged(1, ge=1)
     val_check_interval: Any = None  # int: every N train batches; float: fraction of an epoch
     check_val_every_n_epoch: int | None = 1  # null with an int val_check_interval: count across epochs
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     limit_test_batches: Any = None
     num_sanity_val_steps: int | None = None
-    log_every_n_steps: int = 50
+    log_every_n_steps: int = ranged(50, ge=1)
     fast_dev_run: Any = False
     deterministic: Any = None
     benchmark: bool | None = None
@@ -94,8 +100,8 @@ class LoggerConfig:
 class CheckpointConfig:
     """Step-based checkpoints (with ``last.ckpt``) and the best one by ``monitor``."""
 
-    every_n_steps: int | None = None  # null: at the end of every epoch
-    keep: int = 1  # periodic checkpoints kept besides last.ckpt (-1: all)
+    every_n_steps: int | None = ranged(None, ge=1, null="for every epoch")  # null: at the end of every epoch
+    keep: int = ranged(1, ge=1, also=((-1, "for all"),))  # periodic checkpoints kept besides last.ckpt (-1: all)
     monitor: str | None = "val/loss"  # null: no best checkpoint
     mode: str = "min"  # min | max
 
@@ -105,7 +111,7 @@ class DivergenceConfig:
     """What a non-finite loss or gradient does; checked every step, before the optimiser step."""
 
     action: str = "stop"  # stop: end the run (exit 1), last good checkpoint kept | skip: drop the update | off
-    max_skips: int = 10  # skip: stop anyway after this many consecutive skipped steps
+    max_skips: int = ranged(10, ge=1)  # skip: stop anyway after this many consecutive skipped steps
     grad_norms: bool = False  # log per-layer gradient norms (grad_norm/<layer>) every log_every_n_steps
 
 
@@ -113,17 +119,17 @@ class DivergenceConfig:
 class TaskConfig:
     """Loss options of the LightningModule."""
 
-    label_smoothing: float = 0.0  # classification (Szegedy et al. 2016)
+    label_smoothing: float = ranged(0.0, ge=0, lt=1)  # classification (Szegedy et al. 2016)
 
 
 @dataclass
 class SampleConfig:
     """Text sample printed after training a language model (nanoGPT ``sample.py``)."""
 
-    tokens: int = 500  # 0: no sample
+    tokens: int = ranged(500, ge=0)  # 0: no sample
     prompt: str = "\n"
-    temperature: float = 0.8
-    top_k: int | None = 200
+    temperature: float = ranged(0.8, gt=0)
+    top_k: int | None = ranged(200, ge=1, null="for all tokens")
 
 
 @dataclass
@@ -131,7 +137,7 @@ class TrainConfig:
     """The whole run. Recipes (``conf/recipe/*.yaml``) set ``name`` and everything that differs."""
 
     name: str = MISSING  # run name; the run directory is runs/<name> unless run_dir is set
-    seed: int = 0
+    seed: int = ranged(0, ge=0, le=SEED_MAX)
     run_dir: str = "runs/${name}"
     resume: str | None = None  # null | auto | PATH to a .ckpt
     overwrite: bool = False  # start afresh in a run_dir that already holds checkpoints (deletes them)
@@ -155,10 +161,18 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     debug: bool = False  # Python tracebacks for configuration and data errors (also: RESBLOCKS_DEBUG=1)
-    threads: int | None = None  # torch.set_num_threads for this run; null = torch's choice (studies: 1 per job)
+    threads: int | None = ranged(None, ge=1, null="for torch's choice")  # torch.set_num_threads for this run; null = torch's choice (studies: 1 per job)
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def check_checkpoint_config(cfg: Any) -> None:
+    """One-line ``ConfigError`` for a bad ``CheckpointConfig``, a mapping or an instance (called by ``validate``
+    before anything is built; here, not in ``recipes.checkpointing``, so the check needs no Lightning import)."""
+    check_ranges(cfg, CheckpointConfig, "checkpoint")  # keep, every_n_steps: their ranged() fields
+    if cfg.mode not in ("min", "max"):
+        raise ConfigError(f"checkpoint.mode: {cfg.mode!r}; valid: min, max")
 
 
 def registry_defaults(options: dict[str, Any]) -> dict[str, Any]:

@@ -29,11 +29,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-ACTIONS = ("stop", "skip", "off")
+from .cli_errors import DivergenceError
+from .config import DIVERGENCE_ACTIONS as ACTIONS
 
-
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss or gradient; the message is one line with the step and the place."""
+__all__ = ["ACTIONS", "DivergenceError", "DivergenceGuard"]
 
 
 def _finite(t: torch.Tensor) -> bool:

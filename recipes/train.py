@@ -22,7 +22,7 @@ from resblocks.errors import ConfigError
 
 from . import config as _config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
 from .build import build_module, fast_path_for, plain, validate
-from .cli_errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, config_error_line, debug_requested
+from .cli_errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, config_error_line, debug_requested
 from .fast_path import Decision
 from .runs import RunPlan, check_resumable, launch_rank, plan_run
 from .summary import RunSummary, collect_metrics
@@ -85,13 +85,35 @@ def _tracker_info(logger: Any) -> str | None:
     return getattr(logger, "log_dir", None) if logger else None
 
 
-def train(cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = ()) -> RunSummary:
+def record_hydra_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Hydra's record of the run in ``run_dir/.hydra/`` (``config.yaml``, ``hydra.yaml``, ``overrides.yaml``).
+
+    Written here, once the config has passed the checks, not by Hydra before the task starts
+    (``hydra.output_subdir: null`` in ``conf/train.yaml``): a bad config leaves no run directory behind.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hydra_cfg = HydraConfig.instance().cfg
+    folder = run_dir / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / "config.yaml")
+    OmegaConf.save(hydra_cfg, folder / "hydra.yaml")
+    OmegaConf.save(hydra_cfg.hydra.overrides.task, folder / "overrides.yaml")
+
+
+def train(
+    cfg: DictConfig, multirun: bool = False, callbacks: Sequence[Any] = (), hydra_record: DictConfig | None = None
+) -> RunSummary:
     """Validate ``cfg``, then train (resuming per ``cfg.resume``), evaluate and summarise.
 
-    ``callbacks`` are extra Lightning callbacks (tests use them to observe a run).
+    ``callbacks`` are extra Lightning callbacks (tests use them to observe a run). ``hydra_record``: the
+    config as Hydra composed it, recorded in ``run_dir/.hydra/`` once the checks passed (the entry point).
     """
     dm = validate(cfg, multirun=multirun)  # raises ConfigError before any data or model is built
     plan = plan_run(cfg.run_dir, cfg.resume, cfg.overwrite)
+    if hydra_record is not None and launch_rank() == 0:
+        record_hydra_config(plan.run_dir, hydra_record)
     resolved = redact_secrets(plain(cfg))  # what logs, checkpoints and summaries see
     check_resumable(plan.stored_config, resolved)
 
@@ -161,19 +183,20 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     _task_started = True
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from omegaconf import OmegaConf
 
     from recipes.data import DataError, DataNotFoundError
 
     from .atomic import WriteError
-    from .divergence import DivergenceError
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    composed = OmegaConf.create(OmegaConf.to_container(cfg))  # as Hydra composed it, for run_dir/.hydra/
     if multirun:
         cfg.run_dir = hydra_cfg.runtime.output_dir  # runs/<name>-multirun/<overrides>: one folder per job
     debug = bool(cfg.get("debug")) or debug_requested([])
     try:
-        summary = train(cfg, multirun=multirun)
+        summary = train(cfg, multirun=multirun, hydra_record=composed)
     except (ConfigError, DataNotFoundError, DataError, DivergenceError, WriteError) as e:
         if debug:
             raise

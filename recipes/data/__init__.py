@@ -13,6 +13,7 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from ..values import check_types, init_chain, option_hints
 from .sources import DataError, DataNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +35,8 @@ _REGISTRY = {
     "wikitext103": "lm_data:WikiText103Data",
     "shakespeare_genre": "text_cls_data:ShakespeareGenreData",
 }
+# The task each DataModule file's data is for (recipes.tasks: which networks fit it, which metrics it logs).
+_TASKS = {"image_data": "image_classification", "lm_data": "language_model", "text_cls_data": "text_classification"}
 _CLASSES = {
     "ImageClassificationData": "image_data",
     "FashionMNISTData": "image_data",
@@ -68,6 +71,7 @@ __all__ = [
     "build_datamodule",
     "dataset_names",
     "options",
+    "task_of",
 ]
 
 
@@ -81,26 +85,29 @@ def dataset_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def task_of(name: str) -> str:
+    """The task of dataset ``name`` (``image_classification``, ``language_model``, ``text_classification``),
+    without importing its DataModule."""
+    if name not in _REGISTRY:
+        raise ValueError(f"data.name: unknown dataset '{name}'; valid: {', '.join(_REGISTRY)}")
+    return _TASKS[_REGISTRY[name].split(":")[0]]
+
+
 def options(cls: type) -> list[str]:
     """Keyword options a DataModule accepts, following ``**kwargs`` up its base classes."""
     names: list[str] = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
+    for init in init_chain(cls):
         names += [
             p.name
-            for p in params
+            for p in inspect.signature(init).parameters.values()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self" and p.name not in names
         ]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
     return sorted(names)
 
 
 def build_datamodule(name: str, **kwargs: Any) -> pl.LightningDataModule:
-    """The DataModule registered as ``name`` built with ``kwargs``; unknown names/options raise a one-line ``ValueError``."""
+    """The DataModule registered as ``name`` built with ``kwargs``; unknown names/options and values of the
+    wrong type (by the constructors' annotations) raise a one-line ``ValueError`` naming the key."""
     if name not in _REGISTRY:
         raise ValueError(f"data.name: unknown dataset '{name}'; valid: {', '.join(_REGISTRY)}")
     cls = _load(_REGISTRY[name])
@@ -108,6 +115,7 @@ def build_datamodule(name: str, **kwargs: Any) -> pl.LightningDataModule:
     for key in kwargs:
         if key not in valid:
             raise ValueError(f"data: unknown option '{key}' for '{name}'; valid options: {', '.join(valid)}")
+    check_types(option_hints(init_chain(cls)), kwargs, "data")
     return cls(**kwargs)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from ..values import check_range
 from . import fmnist, hub
 from .augment import STATS, augment, normalize
 from .resume import ResumableTrainData
@@ -62,10 +63,10 @@ class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"data.val_fraction: must be in [0, 1), got {val_fraction}")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size: must be >= 1, got {batch_size}")
+        check_range("data.val_fraction", val_fraction, ge=0, lt=1)
+        check_range("data.batch_size", batch_size, ge=1)
+        check_range("data.num_workers", num_workers, ge=0)
+        check_range("data.limit_train_samples", limit_train_samples, ge=1, null="for all")
         self.batch_size, self.num_workers, self.augment = batch_size, num_workers, augment
         self.val_fraction, self.seed, self.limit_train_samples = val_fraction, seed, limit_train_samples
         self.path, self.cache_dir = path, cache_dir
@@ -256,6 +257,7 @@ class ImageNetData(ImageClassificationData):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_workers=num_workers, val_fraction=val_fraction, batch_size=batch_size, **kwargs)
+        check_range("data.image_size", image_size, ge=1)
         self.image_size = image_size
 
     def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..values import check_range
 from . import shakespeare
 from .hub import iter_texts, text_splits
 from .resume import ResumableTrainData
@@ -80,9 +81,11 @@ class LanguageModelData(ResumableTrainData, pl.LightningDataModule):
         tokenizer = tokenizer or self.default_tokenizer
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"data.tokenizer: unknown tokenizer '{tokenizer}'; valid: {', '.join(TOKENIZERS)}")
-        for key, value in (("block_size", block_size), ("batch_size", batch_size)):
-            if value < 1:
-                raise ValueError(f"data.{key}: must be >= 1, got {value}")
+        for key, value in (("block_size", block_size), ("batch_size", batch_size), ("vocab_size", vocab_size)):
+            check_range(f"data.{key}", value, ge=1)
+        check_range("data.samples_per_epoch", samples_per_epoch, ge=1, null="for one pass over the windows")
+        check_range("data.val_batches", val_batches, ge=1, null="for every window")
+        check_range("data.num_workers", num_workers, ge=0)
         self.block_size, self.batch_size, self.tokenizer_kind, self.bpe_vocab_size = (
             block_size,
             batch_size,
@@ -232,6 +235,7 @@ class TextFilesData(LanguageModelData):
 
     def __init__(self, *, path: str | None = None, val_fraction: float = 0.1, **kwargs: Any) -> None:
         super().__init__(path=path, **kwargs)
+        check_range("data.val_fraction", val_fraction, gt=0, lt=1)
         self.val_fraction = val_fraction
 
     def load_corpus(self) -> LMCorpus:
@@ -255,6 +259,8 @@ class HubTextData(LanguageModelData):
 
     def __init__(self, *, bpe_train_chars: int | None = 50_000_000, val_fraction: float = 0.01, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_range("data.bpe_train_chars", bpe_train_chars, ge=1, null="for all of train")
+        check_range("data.val_fraction", val_fraction, ge=0, lt=1)
         self.bpe_train_chars, self.val_fraction = bpe_train_chars, val_fraction
 
     def load_corpus(self) -> LMCorpus:

@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..values import check_range
 from . import shakespeare
 from .resume import ResumableTrainData
 from .tokenizer import CharTokenizer
@@ -43,8 +44,9 @@ class TextClassificationData(ResumableTrainData, pl.LightningDataModule):
         path: str | None = None,
     ) -> None:
         super().__init__()
-        if block_size < 1 or batch_size < 1:
-            raise ValueError(f"data.block_size / data.batch_size: must be >= 1, got {block_size} / {batch_size}")
+        check_range("data.block_size", block_size, ge=1)
+        check_range("data.batch_size", batch_size, ge=1)
+        check_range("data.num_workers", num_workers, ge=0)
         self.block_size, self.batch_size, self.seed, self.num_workers, self.path = (
             block_size,
             batch_size,

@@ -8,11 +8,17 @@ Weight decay applies to matrices and conv kernels only: norm layers, biases, res
 (any parameter with fewer than 2 dims) and the names a module lists in ``no_weight_decay()``
 (timm's convention, used by :class:`resblocks.Shortcut` rules and e.g. position embeddings)
 get none. ``optim.fused`` picks torch's fused update kernel (``recipes.fast_path``).
+
+Valid values are the optimiser's own: :func:`check_optimizer` constructs the torch optimiser on a
+dummy parameter and turns its ``ValueError`` into a one-line ``ConfigError`` naming the key (so the
+rules stay torch's, whatever torch version); the learning rates a schedule reaches (``min_lr``,
+``lr * gamma``) are asked of it the same way (:func:`check_schedule`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +29,7 @@ from resblocks.errors import ConfigError
 from resblocks.norms import is_norm
 
 from ..fast_path import check_switch, use_fused
+from ..values import check_ranges, ranged
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "multistep", "step")
@@ -33,7 +40,7 @@ class OptimizerSettings:
     """Which optimiser and its hyper-parameters."""
 
     name: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
+    lr: float = ranged(1e-3, gt=0)  # finite and > 0 (torch takes 0 and inf: no training, or NaN weights)
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     eps: float = 1e-8  # adamw
@@ -44,13 +51,11 @@ class OptimizerSettings:
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ConfigError(f"optim.name: unknown optimiser {self.name!r}; valid: {', '.join(OPTIMIZERS)}")
-        if not self.lr > 0:  # also refuses nan
-            raise ConfigError(f"optim.lr: {self.lr}; valid: > 0")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"optim.weight_decay: {self.weight_decay}; valid: >= 0")
+        check_ranges(self, OptimizerSettings, "optim")
         if len(self.betas) != 2:
             raise ConfigError(f"optim.betas: {list(self.betas)}; valid: two numbers, e.g. [0.9, 0.99]")
         check_switch("optim.fused", self.fused)
+        check_optimizer(self)
 
 
 @dataclass
@@ -58,22 +63,97 @@ class ScheduleSettings:
     """Learning-rate schedule, in optimiser steps (warm-up applies to every schedule)."""
 
     name: str = "constant"  # constant | cosine | multistep | step
-    warmup_steps: int = 0  # linear warm-up: lr * (step + 1) / (warmup_steps + 1)
-    min_lr: float = 0.0  # cosine: the LR reached at total_steps and kept after
-    total_steps: int | None = None  # cosine horizon; None = the trainer's total steps
-    milestones: list[int] = field(default_factory=list)  # multistep: lr *= gamma at each
-    step_size: int = 0  # step: lr *= gamma every step_size steps
-    gamma: float = 0.1  # multistep / step decay factor
+    warmup_steps: int = ranged(0, ge=0)  # linear warm-up: lr * (step + 1) / (warmup_steps + 1)
+    min_lr: float = ranged(0.0)  # cosine: the LR reached at total_steps and kept after (a rate the optimiser takes)
+    total_steps: int | None = ranged(None, ge=1, null="for the trainer's total")  # cosine horizon
+    milestones: list[int] = ranged(factory=list, ge=1, each=True)  # noqa: RUF009 (a field); multistep: lr *= gamma at each
+    step_size: int = ranged(0, ge=0)  # step: lr *= gamma every step_size steps
+    gamma: float = ranged(0.1)  # multistep / step decay factor (lr * gamma: a rate the optimiser takes)
 
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
             raise ConfigError(f"sched.name: unknown schedule {self.name!r}; valid: {', '.join(SCHEDULES)}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"sched.warmup_steps: {self.warmup_steps}; valid: >= 0")
+        check_ranges(self, ScheduleSettings, "sched")
         if self.name == "step" and self.step_size < 1:
             raise ConfigError(f"sched.step_size: {self.step_size}; valid: >= 1 with sched.name=step")
         if self.name == "multistep" and list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"sched.milestones: {list(self.milestones)}; valid: increasing step numbers")
+
+
+OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def optimizer_kwargs(optim: OptimizerSettings) -> dict[str, Any]:
+    """The torch optimiser's keyword arguments for ``optim`` (weight decay goes per parameter group)."""
+    if optim.name == "sgd":
+        return {"lr": optim.lr, "momentum": optim.momentum, "nesterov": optim.nesterov}
+    return {"lr": optim.lr, "betas": tuple(optim.betas), "eps": optim.eps}
+
+
+class _Accepted(Exception):
+    """Raised by :func:`_no_params` when the optimiser, its values checked, starts reading its parameters."""
+
+
+def _no_params() -> Iterator[torch.Tensor]:
+    raise _Accepted
+    yield  # a generator: the optimiser's constructor reads it only after checking its values
+
+
+def _refusal(cls: type[torch.optim.Optimizer], **kwargs: Any) -> str | None:
+    """What ``cls`` says about ``kwargs`` (its ValueError/TypeError), None if it takes them.
+
+    torch's optimisers check their values first and then read the parameters; the parameters here stop
+    the constructor at that point, before it sets up any state (a real construction imports
+    ``torch._dynamo``, over a second, on a path that should fail fast).
+    """
+    try:
+        cls(_no_params(), **kwargs)
+    except _Accepted:
+        return None
+    except (ValueError, TypeError) as e:
+        return " ".join(str(e).split())
+    return None
+
+
+def check_optimizer(optim: OptimizerSettings) -> None:
+    """Ask the torch optimiser whether it takes ``optim``'s values; a refusal is one line naming the key.
+
+    The key is the first whose value alone (torch's defaults for the rest) gets the same refusal; if none
+    does, the refusal is about a combination and names all the keys.
+    """
+    cls = OPTIMIZER_CLASSES[optim.name]
+    kwargs = {**optimizer_kwargs(optim), "weight_decay": optim.weight_decay}
+    said = _refusal(cls, **kwargs)
+    if said is None:
+        return
+    where = f"torch.optim.{cls.__name__}"
+    for key, value in kwargs.items():
+        if _refusal(cls, **{key: value}) == said:
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(f"optim.{key}: {shown}; valid: what {where} accepts (it says: {said})")
+    together = ", ".join(f"optim.{k}={v}" for k, v in kwargs.items())
+    raise ConfigError(f"optim: {together}; valid: a combination {where} accepts (it says: {said})")
+
+
+def check_schedule(optim: OptimizerSettings, sched: ScheduleSettings) -> None:
+    """The learning rates the schedule reaches besides ``optim.lr`` must be rates the optimiser takes:
+    ``sched.min_lr`` (cosine's floor) and ``optim.lr * gamma**k`` at the first and the last decay."""
+    cls = OPTIMIZER_CLASSES[optim.name]
+    decays = max(1, len(sched.milestones)) if sched.name == "multistep" else 1
+    rates = [("min_lr", sched.min_lr, 0, sched.min_lr)]
+    for k in sorted({1, decays}):
+        try:
+            rates.append(("gamma", sched.gamma, k, optim.lr * sched.gamma**k))
+        except OverflowError:
+            rates.append(("gamma", sched.gamma, k, math.inf))
+    for key, value, k, lr in rates:
+        said = _refusal(cls, lr=lr) if math.isfinite(lr) else f"the rate {lr} is not finite"
+        if said is not None:
+            what = "a learning rate" if key == "min_lr" else "a factor giving learning rates"
+            rate = "" if key == "min_lr" else f"optim.lr x gamma^{k} = {lr:g}; "
+            raise ConfigError(
+                f"sched.{key}: {value}; valid: {what} torch.optim.{cls.__name__} accepts ({rate}it says: {said})"
+            )
 
 
 def lr_at(step: int, base_lr: float, sched: ScheduleSettings, total_steps: int) -> float:
@@ -122,12 +202,7 @@ def build_optimizer(model: nn.Module, optim: OptimizerSettings) -> torch.optim.O
     """The optimiser over :func:`param_groups`; fused per ``optim.fused`` (``auto``: where the parameters' device has fused kernels)."""
     groups = param_groups(model, optim.weight_decay)
     fused = {"fused": True} if use_fused(optim.fused, (p for g in groups for p in g["params"])) else {}
-    if optim.name == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(
-            groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, **fused
-        )
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
+    optimizer = OPTIMIZER_CLASSES[optim.name](groups, **optimizer_kwargs(optim), **fused)
     optimizer.register_load_state_dict_post_hook(match_param_layouts)
     return optimizer
 

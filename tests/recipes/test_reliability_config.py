@@ -7,6 +7,7 @@ checks) replaced by a stop, so a valid config ends there without training.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -61,7 +62,8 @@ def entry(monkeypatch, tmp_path, capsys):
             "optim.fused: Value '7' of type 'int' is incompatible with type hint 'Union[bool, str]'; "
             "valid: auto, true, false",
         ),
-        (["data.batch_size=abc"], "data: option of the wrong type for 'shakespeare'"),
+        (["data.batch_size=abc"], "data.batch_size: 'abc'; valid: an integer"),
+        (["+model.depth=abc"], "model.depth: 'abc'; valid: an integer"),
         (["+model.heads=5"], "heads: dim 128 is not divisible by heads 5; valid: a divisor of dim"),
         (
             ["shortcut=decayed", "shortcut.alpha_min=0"],
@@ -75,7 +77,40 @@ def entry(monkeypatch, tmp_path, capsys):
             ["trainer.accelerator=gpu", "trainer.devices=64"],
             "trainer.devices: 64 with trainer.accelerator=gpu, but this ",
         ),
-        (["optim.lr=nan"], "optim.lr: nan; valid: > 0"),
+        (["optim.lr=nan"], "optim.lr: nan; valid: a finite number > 0"),
+        (["optim.lr=inf"], "optim.lr: inf; valid: a finite number > 0"),
+        # The optimiser's own rules, asked of torch.optim (its words after "it says").
+        (["optim.eps=-1"], "optim.eps: -1.0; valid: what torch.optim.AdamW accepts (it says: Invalid epsilon value"),
+        (["optim.betas=[1.5,0.9]"], "optim.betas: [1.5, 0.9]; valid: what torch.optim.AdamW accepts (it says: "),
+        (["optim.weight_decay=-0.1"], "optim.weight_decay: -0.1; valid: what torch.optim.AdamW accepts"),
+        (["optim.name=sgd", "optim.momentum=-1"], "optim.momentum: -1.0; valid: what torch.optim.SGD accepts"),
+        (["sched.min_lr=-1"], "sched.min_lr: -1.0; valid: a learning rate torch.optim.AdamW accepts (it says: "),
+        (
+            ["sched.name=multistep", "sched.milestones=[1]", "sched.gamma=-1"],
+            "sched.gamma: -1.0; valid: a factor giving learning rates torch.optim.AdamW accepts (optim.lr x gamma^1",
+        ),
+        (["sched.gamma=inf"], "sched.gamma: inf; valid: a finite number"),
+        (["sched.warmup_steps=-1"], "sched.warmup_steps: -1; valid: >= 0"),
+        (["task.label_smoothing=2"], "task.label_smoothing: 2.0; valid: 0 <= x < 1"),
+        (["recipe=fmnist_resnet20", "task.label_smoothing=1"], "task.label_smoothing: 1.0; valid: 0 <= x < 1"),
+        (["data.val_batches=0"], "data.val_batches: 0; valid: >= 1, or null for every window"),
+        (["seed=-1"], "seed: -1; valid: 0 <= x <= 4294967295"),
+        (["checkpoint.monitor=val/acc"], "checkpoint.monitor: 'val/acc', but language modelling (data 'shakespeare')"),
+        (
+            ["recipe=cifar10_resnet56", "checkpoint.monitor=val/acc5"],
+            "checkpoint.monitor: 'val/acc5', but acc5 is logged with at least 100 classes, data 'cifar10' has 10",
+        ),
+        (["shortcut=highway", "shortcut.gate_bias=nan"], "shortcut.gate_bias: nan; valid: a finite number"),
+        (["shortcut=highway", "shortcut.gate_bias=abc"], "shortcut.gate_bias: 'abc'; valid: a number"),
+        (["model.dropout=-inf"], "model.dropout: -inf; valid: a finite number"),
+        (
+            ["model=vit_fmnist", "data=shakespeare"],
+            "model: 'vit_fmnist' takes images (image classification), but data 'shakespeare' is for language modelling",
+        ),
+        (["recipe=fmnist_resnet20", "model=gpt_nano"], "model: 'gpt_nano' takes token ids, predicting the next token"),
+        (["trainer.devices=-3"], "trainer.devices: -3; valid: auto, -1 (all), a count >= 1"),
+        (["trainer.devices=[0,-1]"], "trainer.devices: [0, -1]; valid: auto, -1 (all), a count >= 1"),
+        (["trainer.devices=abc"], "trainer.devices: 'abc'; valid: auto, -1 (all), a count >= 1"),
         (["checkpoint.keep=0"], "checkpoint.keep: 0; valid: >= 1, or -1 for all"),
         (["sample.temperature=0"], "sample.temperature: 0.0; valid: > 0"),
         (["divergence.action=ignore"], "divergence.action: 'ignore'; valid: stop, skip, off"),
@@ -91,13 +126,55 @@ def test_bad_config_is_one_line_with_exit_status_2(entry, overrides, expected):
     assert "valid" in err[0] or "trainer: " in err[0]  # Lightning's own words for trainer.* say what is valid
 
 
-def test_nothing_is_built_or_written_before_the_checks(entry, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "overrides",
+    [["shortcut=laurel_lr", "shortcut.rank=999"], ["model=vit_fmnist", "data=shakespeare"], ["optim.eps=-1"]],
+)
+def test_nothing_is_built_or_written_before_the_checks(entry, tmp_path, monkeypatch, overrides):
+    """Not even the run directory: Hydra's record of the config (runs/<name>/.hydra/) is written after the checks."""
     import recipes.build
 
     built = []
     monkeypatch.setattr(recipes.build, "build_module", lambda *a: built.append(a))
-    assert entry("shortcut=laurel_lr", "shortcut.rank=999")[0] == 2
-    assert not built and not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("run_id"))
+    assert entry(*overrides)[0] == 2
+    assert not built and list(tmp_path.iterdir()) == []
+
+
+def test_hydra_records_the_config_once_it_is_checked(monkeypatch, tmp_path, capsys):
+    """A valid config: runs/<name>/.hydra/ holds Hydra's record (config, overrides), written by the entry point."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(recipes.train, "build_module", lambda *a: (_ for _ in ()).throw(Valid()))  # stop there
+    with pytest.raises(Valid):
+        call_main(monkeypatch, capsys, "name=rec", "sample.tokens=0")
+    record = tmp_path / "runs" / "rec" / ".hydra"
+    assert yaml.safe_load((record / "overrides.yaml").read_text()) == ["name=rec", "sample.tokens=0"]
+    assert yaml.safe_load((record / "config.yaml").read_text())["sample"]["tokens"] == 0
+    assert "hydra" in yaml.safe_load((record / "hydra.yaml").read_text())
+
+
+def test_a_config_error_imports_neither_lightning_nor_wandb_nor_datasets(tmp_path):
+    """The command-line path of a bad value: checked before the heavy imports (they take seconds), so it
+    fails fast. A sitecustomize in the subprocess lists the heavy modules loaded when the process exits
+    (torch._dynamo: what constructing a torch optimiser imports, over a second)."""
+    import subprocess
+    import sys
+
+    from reliability_helpers import SUBPROCESS_ENV
+
+    (tmp_path / "sitecustomize.py").write_text(
+        "import atexit, sys\n"
+        "HEAVY = {'lightning', 'pytorch_lightning', 'wandb', 'datasets', 'torchmetrics', 'torch._dynamo'}\n"
+        "atexit.register(lambda: open('loaded.txt', 'w').write(' '.join(sorted(HEAVY & ({m.split('.')[0] for m in"
+        " sys.modules} | set(sys.modules))))))\n"
+    )
+    env = {**SUBPROCESS_ENV, "PYTHONPATH": f"{tmp_path}:{SUBPROCESS_ENV['PYTHONPATH']}"}
+    for bad in (["optim.eps=-1"], ["model=vit_fmnist", "data=shakespeare"], ["trainer.devices=-3"]):
+        proc = subprocess.run([sys.executable, "-m", "recipes.train", *bad], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+        assert (tmp_path / "loaded.txt").read_text() == "", (bad, (tmp_path / "loaded.txt").read_text())
 
 
 def test_debug_shows_the_traceback(entry, monkeypatch):
@@ -132,6 +209,12 @@ KEYS = [
     "data.batch_size", "data.block_size", "+data.tokenizer", "+data.vocab_size", "+data.val_fraction", "+data.nope",
     "shortcut.rank", "shortcut.alpha_min", "shortcut.k", "+shortcut.rank", "+shortcut.alpha_min", "+shortcut.k",
     "nope", "trainer.nope", "optim.nope",
+    # Every numeric option of every group, and the ones the second reliability round found unchecked.
+    "optim.eps", "optim.nesterov", "sched.gamma", "sched.min_lr", "trainer.check_val_every_n_epoch",
+    "trainer.num_sanity_val_steps", "trainer.limit_val_batches", "checkpoint.every_n_steps", "divergence.grad_norms",
+    "data.val_batches", "data.num_workers", "data.seed", "+data.samples_per_epoch", "model.dropout", "model.bias",
+    "shortcut.gate_bias", "+shortcut.gate_bias", "+shortcut.alpha", "fsdp.state_dict_type",
+    "fsdp.activation_checkpointing", "logger.project", "sample.prompt", "norm.layer",
 ]  # fmt: skip
 # Not among them: run_dir, name, data.path, hydra.* (Hydra makes folders from them), debug (it raises).
 GROUPS = {
@@ -145,9 +228,11 @@ GROUPS = {
 }
 WORDS = ["auto", "cpu", "gpu", "adamw", "sgd", "cosine", "max", "min", "stop", "skip", "bf16-mixed", "16-mixed",
          "layernorm", "rmsnorm", "offline", "online", "val/loss", "abc", "", "-", "[]", "{}", "[1,2]", "x=y", "${nope}"]  # fmt: skip
+NUMBERS = ["nan", "inf", "-inf", "+inf", "1e39", "-1e39", "1e-300", "-1e-9", "0.0", "-0.5", "0.999", "1.0", "1.5", "2"]
 VALUES = st.one_of(
     st.integers(-5, 100).map(str),
     st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
+    st.sampled_from(NUMBERS),
     st.sampled_from(["true", "false", "null", *WORDS]),
     st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=6),
 )
@@ -159,14 +244,48 @@ OVERRIDE = st.one_of(
 )
 
 
+def _non_finite(tree, key=""):
+    """Keys of the non-finite floats in a plain config."""
+    if isinstance(tree, dict):
+        return [k for name, v in tree.items() for k in _non_finite(v, f"{key}.{name}" if key else name)]
+    if isinstance(tree, list):
+        return [k for i, v in enumerate(tree) for k in _non_finite(v, f"{key}[{i}]")]
+    return [key] if isinstance(tree, float) and not math.isfinite(tree) else []
+
+
+@pytest.fixture
+def checked(entry, monkeypatch):
+    """``entry`` that also returns the config the checks accepted (None when they refused it)."""
+    from recipes.build import plain
+
+    accepted = []
+    real = recipes.train.validate
+
+    def recording(cfg, *args, **kwargs):
+        dm = real(cfg, *args, **kwargs)
+        accepted.append(plain(cfg))
+        return dm
+
+    monkeypatch.setattr(recipes.train, "validate", recording)
+
+    def call(*overrides):
+        accepted.clear()
+        code, err = entry(*overrides)
+        return code, err, accepted[0] if accepted else None
+
+    return call
+
+
 @pytest.mark.timeout(300)
-@settings(max_examples=30, deadline=timedelta(seconds=30), derandomize=False,
+@settings(max_examples=40, deadline=timedelta(seconds=30), derandomize=False,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(overrides=st.lists(OVERRIDE, min_size=1, max_size=4))
-def test_random_overrides_never_escape_as_a_traceback(entry, overrides):
-    code, err = entry(*overrides)
+def test_random_overrides_never_escape_as_a_traceback(checked, overrides):
+    """One line and exit status 2, or a valid config; and a valid config never holds a NaN or an infinity."""
+    code, err, accepted = checked(*overrides)
     if code == 0:  # a valid config reached the run: no error output at all
         assert not any(line.startswith("error:") for line in err), err
+        assert accepted is not None and not _non_finite(accepted), (overrides, _non_finite(accepted or {}))
         return
     assert code == 2, (overrides, code, err)
     errors = [line for line in err if line.startswith("error: ")]

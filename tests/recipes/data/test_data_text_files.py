@@ -97,5 +97,11 @@ def test_no_text_files_in_folder(tmp_path):
 def test_bad_options():
     with pytest.raises(ValueError, match="data.tokenizer: unknown tokenizer 'word'; valid: char, bpe"):
         build_datamodule("text_files", tokenizer="word")
-    with pytest.raises(ValueError, match="data.block_size: must be >= 1"):
+    with pytest.raises(ValueError, match=r"^data\.block_size: 0; valid: >= 1$"):
         build_datamodule("text_files", block_size=0)
+    with pytest.raises(ValueError, match=r"^data\.val_batches: 0; valid: >= 1, or null for every window$"):
+        build_datamodule("text_files", val_batches=0)
+    with pytest.raises(ValueError, match=r"^data\.val_fraction: 0\.0; valid: 0 < x < 1$"):
+        build_datamodule("text_files", val_fraction=0.0)
+    with pytest.raises(ValueError, match=r"^data\.batch_size: 'abc'; valid: an integer$"):
+        build_datamodule("text_files", batch_size="abc")
