@@ -13,6 +13,15 @@ pass is finite, the non-finite gradient nearest the output; then
 * ``skip`` drops the update (no parameter changes; the step counter and LR schedule advance),
   prints one line, and stops as above after ``max_skips`` consecutive skips.
 
+Finite gradients can still give non-finite weights (a learning rate of 1e39) or optimiser state (a
+gradient of 1e20 squared). So a checkpoint is checked as it is saved: if its weights, buffers or
+optimiser state hold a NaN/inf, it is not written and the run stops (:class:`DivergenceError`); every
+checkpoint that exists is finite, and the message names the newest. With ``skip``, each update is also
+checked after the optimiser step (a copy of the weights and optimiser state is taken before it; one more
+reduction and host sync per step) and an update that made them non-finite is undone and counted as a
+skipped step. The checks reduce with the max-abs norm, which propagates NaN and cannot overflow (the
+L2 norm of finite values around 1e20 is inf in fp32).
+
 With mixed precision's gradient scaler (``16-mixed``), infinite gradients are the scaler's business
 (it skips those steps itself); only the loss is checked. ``grad_norms=True`` logs the L2 norm of
 each layer's gradient, ``grad_norm/<layer>``, at the logging steps: where a spike starts shows
@@ -21,7 +30,10 @@ which layer drives a divergence.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +44,92 @@ from torch import nn
 from .cli_errors import DivergenceError
 from .config import DIVERGENCE_ACTIONS as ACTIONS
 
-__all__ = ["ACTIONS", "DivergenceError", "DivergenceGuard"]
+__all__ = ["ACTIONS", "DivergenceError", "DivergenceGuard", "all_finite", "checkpoint_tensors"]
 
 
 def _finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
+
+
+def finite_flag(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor: every element of ``tensors`` is finite (one fused max-abs reduction, no host sync)."""
+    if not tensors:
+        return torch.ones((), dtype=torch.bool)
+    norms = torch._foreach_norm(list(tensors), math.inf)  # max |x|: NaN propagates, no overflow
+    device = norms[0].device
+    return torch.stack([n.to(device) for n in norms]).isfinite().all()
+
+
+def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """:func:`finite_flag` as a Python bool (one host sync)."""
+    return bool(finite_flag(tensors))
+
+
+def _local(t: Any) -> Any:
+    """This rank's part of a sharded tensor (DTensor, ShardedTensor), else ``t``."""
+    if hasattr(t, "to_local"):
+        return t.to_local()
+    if hasattr(t, "local_tensor"):
+        return t.local_tensor()
+    return t
+
+
+def checkpoint_tensors(
+    checkpoint: Mapping[str, Any], param_names: Sequence[Mapping[int, str]] = ()
+) -> list[tuple[str, torch.Tensor]]:
+    """The floating-point tensors of a checkpoint's weights and buffers (``state_dict``) and optimiser
+    states, named (``net.fc.weight``; ``net.fc.weight exp_avg``, or ``optimizer 0 parameter 3 exp_avg``
+    without ``param_names``: per optimiser, its state's parameter index -> the parameter's name)."""
+    out: list[tuple[str, torch.Tensor]] = []
+    for name, value in (checkpoint.get("state_dict") or {}).items():
+        t = _local(value)
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            out.append((name, t))
+    for i, opt in enumerate(checkpoint.get("optimizer_states") or []):
+        for pid, state in ((opt or {}).get("state") or {}).items():
+            for key, value in (state or {}).items():
+                t = _local(value)
+                if isinstance(t, torch.Tensor) and t.is_floating_point():
+                    names = param_names[i] if i < len(param_names) else {}
+                    out.append((f"{names.get(pid, f'optimizer {i} parameter {pid}')} {key}", t))
+    return out
+
+
+def optimizer_param_names(trainer: Any) -> list[dict[int, str]]:
+    """Per optimiser, ``{index in its state_dict: parameter name}`` (torch numbers them across the groups, in order)."""
+    names = {id(p): n for n, p in trainer.lightning_module.named_parameters()}
+    return [
+        {i: names.get(id(p), f"parameter {i}") for i, p in enumerate(_optimizer_params(o))} for o in trainer.optimizers
+    ]
+
+
+def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def _snapshot(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A copy of the optimiser's parameters and state, to undo one step."""
+    params = _optimizer_params(optimizer)
+    with torch.no_grad():
+        return {
+            "params": [p.detach().clone() for p in params],
+            "state": [
+                {k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in optimizer.state[p].items()}
+                if p in optimizer.state
+                else None
+                for p in params
+            ],
+        }
+
+
+def _restore(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    with torch.no_grad():
+        for p, before, state in zip(_optimizer_params(optimizer), saved["params"], saved["state"]):
+            p.copy_(before)
+            if state is None:
+                optimizer.state.pop(p, None)
+            else:
+                optimizer.state[p] = state
 
 
 def first_nonfinite_output(net: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
@@ -98,6 +191,9 @@ class DivergenceGuard(Callback):
         self._loss: torch.Tensor | None = None
         self._inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._handle: Any = None
+        self._trainer: Any = None
+        self._step_hooks: list[Any] = []
+        self._before_step: dict[int, dict[str, Any]] = {}  # skip: id(optimizer) -> its state before the update
 
     # -- what the step saw: the net's inputs (references, no copy) and the loss (no sync)
 
@@ -109,6 +205,11 @@ class DivergenceGuard(Callback):
         if torch.is_grad_enabled():  # training forward passes only, not validation
             self._inputs = (args, kwargs)
 
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._trainer = trainer
+        if self.action == "skip":
+            self._step_hooks = [opt.register_step_post_hook(self._after_step) for opt in trainer.optimizers]
+
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self._release()
 
@@ -116,9 +217,10 @@ class DivergenceGuard(Callback):
         self._release()
 
     def _release(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-        self._handle, self._inputs = None, None
+        for handle in [self._handle, *self._step_hooks]:
+            if handle is not None:
+                handle.remove()
+        self._handle, self._inputs, self._step_hooks, self._before_step = None, None, [], {}
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._loss_ok = None
@@ -141,12 +243,15 @@ class DivergenceGuard(Callback):
         ok = self._loss_ok if self._loss_ok is not None else torch.ones((), dtype=torch.bool)
         scaler = getattr(trainer.strategy.precision_plugin, "scaler", None)
         if named and scaler is None:
-            ok = ok.to(named[0][1].device) & torch.stack(torch._foreach_norm([g for _, g in named])).isfinite().all()
+            ok = ok.to(named[0][1].device) & finite_flag([g for _, g in named])
         bad = not bool(ok)  # the one host sync of the check
         if trainer.world_size > 1:
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
-            self.skipped = 0
+            if self.action == "skip":  # the update itself is checked after the step (_after_step)
+                self._before_step[id(optimizer)] = _snapshot(optimizer)
+            else:
+                self.skipped = 0
             return
         kind, place = self._describe(pl_module, named)
         what = f"divergence: {kind} at step {trainer.global_step}"
@@ -160,6 +265,62 @@ class DivergenceGuard(Callback):
         raise DivergenceError(
             f"{what}{after}; {place}; run stopped, {self._last_checkpoint(trainer)} "
             "(see docs/reliability.md: lower the LR, clip gradients, divergence.grad_norms=true to see the layers)"
+        )
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """``skip``: undo an update that made the weights or the optimiser state non-finite."""
+        saved = self._before_step.pop(id(optimizer), None)
+        trainer = self._trainer
+        if saved is None or trainer is None:
+            return
+        params = _optimizer_params(optimizer)
+        state = [v for p in params for v in optimizer.state.get(p, {}).values() if torch.is_tensor(v)]
+        tensors = [t for t in (*params, *state) if t.is_floating_point()]
+        bad = not all_finite(tensors)
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            self.skipped = 0
+            return
+        names = {id(p): n.removeprefix("net.") for n, p in trainer.lightning_module.named_parameters()}
+        first = next((names.get(id(p), "?") for p in params if not _finite(p)), None)
+        _restore(optimizer, saved)
+        what = (
+            f"the update made weights non-finite (first {first})"
+            if first
+            else "the update made optimiser state non-finite"
+        )
+        message = f"divergence: {what} at step {trainer.global_step}"
+        if self.skipped < self.max_skips:
+            self.skipped += 1
+            if trainer.is_global_zero:
+                print(f"{message}; update undone ({self.skipped}/{self.max_skips})", flush=True)
+            return
+        raise DivergenceError(
+            f"{message} after {self.skipped} skipped steps; run stopped, {self._last_checkpoint(trainer)} "
+            "(see docs/reliability.md: lower the LR, clip gradients, divergence.grad_norms=true to see the layers)"
+        )
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save non-finite weights, buffers or optimiser state: the run stops, every checkpoint stays finite.
+
+        Called on every rank while the checkpoint is assembled (before anything is written); the ranks agree.
+        """
+        if self.action == "off":
+            return
+        named = checkpoint_tensors(checkpoint, optimizer_param_names(trainer))
+        bad = not all_finite([t for _, t in named])
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return
+        found = [name for name, t in named if not _finite(t)]
+        first = found[0] if found else "on another rank"
+        raise DivergenceError(
+            f"divergence: non-finite weights or optimiser state at step {trainer.global_step} ({len(found)} of "
+            f"{len(named)} tensors, first {first}); that checkpoint is not written; run stopped, "
+            f"{self._last_checkpoint(trainer)} (see docs/reliability.md: lower the LR, clip gradients, "
+            "divergence.grad_norms=true to see the layers)"
         )
 
     def _describe(self, pl_module: Any, named: list[tuple[str, torch.Tensor]]) -> tuple[str, str]:
@@ -189,6 +350,9 @@ class DivergenceGuard(Callback):
 
     @staticmethod
     def _last_checkpoint(trainer: Any) -> str:
+        """The newest checkpoint on disk: finite, since non-finite ones are never written (``on_save_checkpoint``)."""
         paths = [Path(p) for c in trainer.checkpoint_callbacks if (p := getattr(c, "last_model_path", ""))]
         found = [p for p in paths if p.exists()]
-        return f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"
+        if found:
+            return f"last good checkpoint: {found[0]} (resume=auto continues from it)"
+        return "no checkpoint was written yet (resume=auto starts afresh)"

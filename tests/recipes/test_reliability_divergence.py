@@ -4,6 +4,7 @@ and where it first appeared, and the last checkpoint is the last good one. The N
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -82,3 +83,84 @@ def test_skip_stops_after_max_skips_in_a_row(tiny_data, tmp_path):
         DivergenceError, match=r"at step 4 after 2 skipped steps; first non-finite output in .*; run stopped"
     ):
         run(tiny_data, tmp_path, "divergence.action=skip", "divergence.max_skips=2", inject=InjectAt(2))
+
+
+# ----------------------------------------------------------------------------- non-finite weights, finite gradients
+
+
+class CorruptWeightAt(Callback):
+    """Once training step ``step`` is done (its update made, its checkpoint not yet saved), the token embedding
+    becomes inf: what an update with finite gradients and a huge learning rate does."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                pl_module.net.get_parameter(EMBED).fill_(math.inf)
+
+
+EMBED = "embed.wte.weight"
+
+
+def checkpoint_files(run_dir):
+    folder = run_dir / "checkpoints"
+    return sorted(p.name for p in folder.glob("*.ckpt")) if folder.exists() else []
+
+
+def test_non_finite_weights_are_never_checkpointed_and_resume_auto_continues_from_the_last_finite_one(
+    tiny_data, tmp_path
+):
+    with pytest.raises(DivergenceError) as info:
+        run(tiny_data, tmp_path, inject=CorruptWeightAt(4))
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.match(  # the embedding and the tied output layer
+        rf"divergence: non-finite weights or optimiser state at step 4 \(2 of \d+ tensors, first net\.{EMBED}\); "
+        "that checkpoint is not written; run stopped, ",
+        message,
+    ), message
+    assert f"last good checkpoint: {tmp_path / 'checkpoints' / 'last.ckpt'}" in message
+    assert checkpoint_files(tmp_path) == ["last.ckpt", "step00000002.ckpt"]  # nothing of step 4
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 2
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    summary = run(tiny_data, tmp_path, "resume=auto", inject=Callback())
+    assert summary.resumed_from == str(tmp_path / "checkpoints" / "last.ckpt") and summary.steps == 8
+    final = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(t).all() for t in final.values())
+
+
+def test_an_update_to_infinite_weights_is_refused_at_the_first_checkpoint(tiny_data, tmp_path):
+    """The issue's reproduction: lr 1e39, finite gradients, weights inf after step 0's update; the checkpoint due
+    at step 1 is refused, so resume=auto never meets non-finite weights (here it starts afresh: none is good)."""
+    with pytest.raises(DivergenceError, match=r"^divergence: non-finite weights or optimiser state at step 1 \(") as e:
+        run(tiny_data, tmp_path, "optim.lr=1e39", "sched.warmup_steps=0", "checkpoint.every_n_steps=1",
+            inject=Callback())  # fmt: skip
+    assert "no checkpoint was written yet (resume=auto starts afresh)" in str(e.value)
+    assert checkpoint_files(tmp_path) == []
+
+
+class HugeGradientAt(Callback):
+    """At step ``step``, after the divergence check, one gradient becomes 3e38: finite, yet an SGD update with
+    lr 2 takes the weight past the float32 range (inf)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if trainer.global_step == self.step:
+            pl_module.net.get_parameter(f"{BLOCK}.fc1.weight").grad.fill_(3e38)
+
+
+def test_skip_undoes_an_update_that_makes_the_weights_non_finite(tiny_data, tmp_path, capsys):
+    sgd = ["optim.name=sgd", "optim.lr=2", "optim.momentum=0", "sched.name=constant", "sched.warmup_steps=0"]
+    summary = run(tiny_data, tmp_path, "divergence.action=skip", *sgd, inject=HugeGradientAt(3))
+    assert summary.steps == 8
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("divergence:")]
+    assert lines == [
+        f"divergence: the update made weights non-finite (first {BLOCK}.fc1.weight) at step 3; update undone (1/10)"
+    ]
+    final = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(t).all() for t in final.values())
