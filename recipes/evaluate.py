@@ -3,7 +3,9 @@
 The network, data and task come from the resolved config stored in the checkpoint; ``key=value``
 overrides change it (e.g. ``data.batch_size=512``, ``trainer.accelerator=cpu``, ``data.path=...``).
 Prints the test metrics and writes them next to the checkpoint (``<ckpt>.test.json``).
-Exit status: 0 done, 2 bad arguments or unreadable checkpoint, 1 failure.
+Exit status: 0 done, 2 bad arguments, a file that is not a checkpoint of recipes.train, weights that do
+not fit the network, or data not found (one line each, labelled with the key, ``ckpt:`` for the file),
+1 failure (bad data: one line).
 """
 
 from __future__ import annotations
@@ -16,46 +18,83 @@ from typing import Any
 
 from resblocks.errors import ConfigError
 
-from .runs import read_meta
+from .cli_errors import CONFIG_EXIT, FAILURE_EXIT
+from .runs import META_KEY, WRITTEN_BY, is_bare_state_dict, mismatch_message, open_checkpoint, weights_mismatch
 
 USAGE = "usage: python -m recipes.evaluate ckpt=PATH [key=value ...]  (keys as in the training config)"
+
+
+def open_for_evaluation(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(checkpoint, its stored config)``, or one ``ckpt:`` line saying why the file cannot be evaluated."""
+    if not str(ckpt).strip():
+        raise ConfigError(f"ckpt: empty; valid: ckpt=PATH of {WRITTEN_BY}")
+    path = Path(ckpt)
+    if not path.exists():
+        raise ConfigError(f"ckpt: '{ckpt}' not found; valid: {WRITTEN_BY}")
+    if path.is_dir():
+        raise ConfigError(
+            f"ckpt: '{ckpt}' is a folder (a sharded FSDP checkpoint, or not a checkpoint); valid: {WRITTEN_BY} "
+            "(fsdp.state_dict_type=full writes one file)"
+        )
+    state = open_checkpoint(path, "ckpt")
+    if is_bare_state_dict(state):
+        raise ConfigError(
+            f"ckpt: '{ckpt}' is a bare state_dict ({len(state)} tensors, e.g. '{next(iter(state))}'), without the "
+            f"config that builds its network and data; valid: {WRITTEN_BY}, or load these weights yourself: "
+            f"resblocks.build_model(NAME, ...).load_state_dict(torch.load('{ckpt}', weights_only=True))"
+        )
+    stored = (state.get(META_KEY) or {}).get("config")
+    if not stored or "state_dict" not in state:
+        what = "no weights (state_dict)" if "state_dict" not in state else "no resblocks config"
+        raise ConfigError(f"ckpt: '{ckpt}' has {what}: not written by recipes.train; valid: {WRITTEN_BY}")
+    return state, stored
 
 
 def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Test metrics of the checkpoint ``ckpt`` (built from its stored config plus ``overrides``)."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from .build import build_data, build_module, fast_path_for, typed
+    from .build import (
+        build_data,
+        build_module,
+        check_network,
+        check_task,
+        check_values,
+        fast_path_for,
+        meta_net,
+        plain,
+        typed,
+    )
     from .precision import trainer_precision
     from .summary import collect_metrics
 
-    ckpt = Path(ckpt)
-    if not ckpt.exists():
-        raise ConfigError(f"ckpt: '{ckpt}' not found; valid: a .ckpt file written by recipes.train")
-    stored = read_meta(ckpt).get("config")
-    if not stored:
-        raise ConfigError(f"ckpt: '{ckpt}' has no resblocks config (not written by recipes.train)")
+    state, stored = open_for_evaluation(ckpt)
     try:
         cfg = typed(stored, list(overrides))
     except OmegaConfBaseException as e:
         raise ConfigError(f"{getattr(e, 'full_key', None) or 'override'}: {str(e).splitlines()[0]}") from e
+    check_task(cfg)
+    check_values(cfg)  # the overrides: ranges, NaN/inf, types
+    check_network(cfg)
 
     import lightning.pytorch as pl
-    import torch
 
     dm = build_data(cfg)
-    decision = fast_path_for(cfg, dm)  # "auto" decides for this machine, not the one that trained
+    decision = fast_path_for(cfg, dm, meta_net(cfg, dm))  # "auto" decides for this machine, not the one that trained
     module = build_module(cfg, dm, decision)
     # Weights only (not Trainer(ckpt_path=...), which would also want the training callbacks back).
     dm.prepare_data()
     dm.setup("test")
     module.configure_model()
-    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    mismatch = weights_mismatch(state["state_dict"], module.state_dict())
+    if mismatch:
+        raise ConfigError(mismatch_message("ckpt", ckpt, mismatch, stored, plain(cfg)))
+    module.load_state_dict(state["state_dict"])
     t = cfg.trainer
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=1, **trainer_precision(decision.precision, decision.device), logger=False,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=t.enable_progress_bar,
-        enable_model_summary=False, default_root_dir=str(ckpt.parent),
+        enable_model_summary=False, default_root_dir=str(Path(ckpt).parent),
     )  # fmt: skip
     metrics: dict[str, float] = {}
     for result in trainer.test(module, datamodule=dm, verbose=False):
@@ -64,10 +103,12 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from recipes.data import DataError, DataNotFoundError
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or any(a in ("-h", "--help") for a in args):
         print(__doc__.strip() + "\n\n" + USAGE)
-        sys.exit(0 if args else 2)
+        sys.exit(0 if args else CONFIG_EXIT)
     ckpts = [a.split("=", 1)[1] for a in args if a.startswith("ckpt=")]
     overrides = [a for a in args if not a.startswith("ckpt=")]
     bad = [a for a in overrides if "=" not in a]
@@ -75,9 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if len(ckpts) != 1 or bad:
             raise ConfigError(f"arguments: {' '.join(bad) or 'ckpt=PATH missing'}; valid: ckpt=PATH key=value ...")
         metrics = evaluate(ckpts[0], overrides)
-    except ConfigError as e:
+    except (ConfigError, DataNotFoundError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(FAILURE_EXIT if isinstance(e, DataError) and not isinstance(e, DataNotFoundError) else CONFIG_EXIT)
     out: dict[str, Any] = {"checkpoint": ckpts[0], "overrides": overrides, "metrics": metrics}
     Path(ckpts[0] + ".test.json").write_text(json.dumps(out, indent=2) + "\n")
     print("  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))

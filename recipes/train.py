@@ -24,7 +24,7 @@ from . import config as _config  # noqa: F401  (registers the schema in Hydra's 
 from .build import build_module, fast_path_for, plain, validate
 from .cli_errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, config_error_line, debug_requested
 from .fast_path import Decision
-from .runs import RunPlan, check_resumable, launch_rank, plan_run
+from .runs import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
 from .summary import RunSummary, collect_metrics
 from .tracking import redact_secrets
 
@@ -146,7 +146,10 @@ def train(
         logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=plan.ckpt_path, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=dm, ckpt_path=plan.ckpt_path, weights_only=True)
+        except WeightsMismatch as e:  # raised as Lightning loads the checkpoint, before the first step
+            raise ConfigError(mismatch_message("resume", plan.ckpt_path, str(e), plan.stored_config, resolved)) from e
         if monitor.last_val_step != trainer.global_step and any(trainer.num_val_batches) and not trainer.fast_dev_run:
             trainer.validate(module, datamodule=dm, verbose=False)  # report metrics of the final weights
         metrics = collect_metrics(trainer.callback_metrics)

@@ -8,6 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import nn
 
+from ..runs import WeightsMismatch, weights_mismatch
 from .optim import OptimizerSettings, ScheduleSettings, configure_optimizers
 
 NetOrFactory = nn.Module | Callable[[], nn.Module]
@@ -42,6 +43,19 @@ class ResidualTaskModule(pl.LightningModule):
     def configure_model(self) -> None:
         if self.net is None and self._net_factory is not None:
             self.net = self._net_factory()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Before Lightning loads the weights: every name and shape must match, else one line naming the first
+        mismatched tensor (:class:`~recipes.runs.WeightsMismatch`), not ``load_state_dict``'s list of all of them.
+
+        Not under FSDP, whose state dict is a collective (Lightning's own error then)."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if not self.strict_loading or isinstance(getattr(self._trainer, "strategy", None), FSDPStrategy):
+            return
+        mismatch = weights_mismatch(checkpoint.get("state_dict") or {}, self.state_dict())
+        if mismatch:
+            raise WeightsMismatch(mismatch)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.net(*args, **kwargs)

@@ -103,6 +103,7 @@ class ClassificationModule(ResidualTaskModule):
         checkpoint[TRAIN_METRICS_KEY] = states
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         if self.global_rank != 0:
             return
         for name, saved in checkpoint.get(TRAIN_METRICS_KEY, {}).items():

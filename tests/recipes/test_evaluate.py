@@ -8,20 +8,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from recipe_helpers import run, tiny
 
 import resblocks
 from recipes.data import build_datamodule
 from recipes.evaluate import evaluate, main
 
-TINY_GPT = ["+model.depth=1", "+model.dim=32", "+model.heads=2", "data.val_batches=2", "sample.tokens=0"]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("eval") / "run"
-    run(tiny("shakespeare_gpt", tiny_data, run_dir, *TINY_GPT, "trainer.max_steps=4", "trainer.val_check_interval=4"))
-    return run_dir / "checkpoints" / "last.ckpt"
+# `trained` (conftest.py): last.ckpt of a tiny GPT (depth 1, dim 32, 2 heads, val_batches 2) trained 4 steps.
 
 
 def test_evaluate_matches_a_hand_computed_test_loss(trained, tiny_data):

@@ -8,13 +8,15 @@ import time
 import pytest
 import torch
 
-from recipes.runs import META_KEY, RUN_ID_FILE, find_latest, launch_rank, plan_run
+from recipes.runs import META_KEY, RESUMABLE, RUN_ID_FILE, find_latest, launch_rank, plan_run
 from resblocks.errors import ConfigError
 
 
 def fake_ckpt(path, run_id="feedbeef"):
+    """What plan_run reads of a checkpoint: the run id, the config and the keys of a resumable training state."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {}, META_KEY: {"run_id": run_id, "config": {"name": "x"}}}, path)
+    state = {key: {} for key in RESUMABLE}
+    torch.save({**state, META_KEY: {"run_id": run_id, "config": {"name": "x"}}}, path)
     return path
 
 
@@ -62,7 +64,7 @@ def test_resume_path(tmp_path):
     with pytest.raises(ConfigError, match=r"^resume: checkpoint '.*nope.ckpt' not found"):
         plan_run(tmp_path / "run", str(tmp_path / "nope.ckpt"), rank=0)
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match=r"^resume: cannot read checkpoint"):
+    with pytest.raises(ConfigError, match=r"^resume: '.*junk.ckpt' is not a checkpoint \(not the zip archive"):
         plan_run(tmp_path / "run", str(tmp_path / "junk.ckpt"), rank=0)
 
 
