@@ -109,6 +109,28 @@ def check_runs(spec: StudySpec, variants: list[str], seeds: list[int], overrides
                 raise ConfigError(f"variant {v}: {e}") from e
 
 
+def check_finished(spec: StudySpec, variants: list[str], seeds: list[int], overrides: list[str], root: Path) -> None:
+    """A finished run is kept only if it was made with the settings asked for now; else one line, nothing runs.
+
+    (Re-running a study after editing its YAML would otherwise mix runs of two different studies.)
+    """
+    from hydra_plugins.resblocks_study.study_sweeper import is_finished, meaningful, run_dir, stored_overrides
+
+    for s in seeds:
+        for v in variants:
+            folder = run_dir(root, v, s)
+            if not is_finished(folder):
+                continue
+            stored = stored_overrides(folder)
+            want = meaningful([*spec.run_overrides(v, s), *overrides])
+            if stored is not None and meaningful(stored) != want:
+                diff = sorted(set(want) ^ set(meaningful(stored)))
+                raise ConfigError(
+                    f"study: the finished run {folder} was made with other settings ({', '.join(diff[:4])}); "
+                    "valid: root=<a new folder> for the new settings, or the settings it was made with"
+                )
+
+
 def hydra_argv(study: str, variants: list[str], seeds: list[int], launcher: str, jobs: int, root: Path,
                overrides: list[str]) -> list[str]:  # fmt: skip
     """The ``recipes.train`` multirun command line that runs the study through Hydra's sweeper and launcher.
@@ -156,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         report_only, dry_run = _flag(opts, "report_only"), _flag(opts, "dry_run")
         if not report_only:
             check_runs(spec, variants, seeds, overrides, root)
+            check_finished(spec, variants, seeds, overrides, root)
     except ConfigError as e:
         if os.environ.get("RESBLOCKS_DEBUG") == "1":
             raise

@@ -45,6 +45,32 @@ def is_finished(folder: Path) -> bool:
     return (folder / "summary.json").is_file()
 
 
+# Overrides that change how a run is shown or logged, not what it computes.
+COSMETIC = ("trainer.enable_progress_bar", "trainer.enable_model_summary", "logger", "threads", "name", "run_dir",
+            "resume", "hydra.")  # fmt: skip
+
+
+def meaningful(overrides: List[str]) -> List[str]:
+    """The overrides that decide what a run computes, ``key=value`` sorted, the last one of a key winning (as in
+    Hydra), for comparing a finished run with a new request."""
+    keep = {}
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if not any(key == c or key.startswith(c + ".") or (c.endswith(".") and key.startswith(c)) for c in COSMETIC):
+            keep[key] = f"{key}={o.split('=', 1)[1] if '=' in o else ''}"
+    return sorted(keep.values())
+
+
+def stored_overrides(folder: Path) -> Optional[List[str]]:
+    """The task overrides a run was made with (``.hydra/overrides.yaml``), or None if it has no record."""
+    path = folder / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    return [str(o) for o in OmegaConf.load(path)]
+
+
 class StudySweeper(Sweeper):
     def __init__(
         self,

@@ -92,6 +92,10 @@ def test_sequential_study_writes_the_report(study) -> None:
     assert_complete(root)
     again = subprocess.run(study_cmd(path, root), env=env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "4 finished run(s) kept, 0 to run" in again.stdout
+    # Other settings than the finished runs were made with: refused, nothing mixed, nothing runs.
+    other = subprocess.run(study_cmd(path, root, "trainer.max_steps=5"), env=env(), capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert other.returncode == 2 and "was made with other settings (trainer.max_steps=4, trainer.max_steps=5)" in other.stderr
 
 
 @pytest.mark.slow
