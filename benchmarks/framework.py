@@ -75,8 +75,8 @@ def lightning_chunk(
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
-    from recipes.callbacks import TrainingMonitor
-    from recipes.precision import trainer_precision
+    from recipes.tracking.callbacks import TrainingMonitor
+    from recipes.engine.precision import trainer_precision
 
     t, decision = setup.cfg.trainer, setup.decision()
     timer = _step_timer(skip, steps, setup.device, clock)

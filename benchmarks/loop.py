@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from recipes.fast_path import FastPath, decide
+from recipes.engine.fast_path import FastPath, decide
 
 from .recipe import RecipeSetup
 from .timing import sync
 
 
 def default_fast_path(device: torch.device, conv_net: bool, compile: bool | None = None) -> FastPath:
-    """The recipes' default (``recipes.fast_path.decide`` with every switch ``auto``): bf16 where the
+    """The recipes' default (``recipes.engine.fast_path.decide`` with every switch ``auto``): bf16 where the
     hardware runs it fast, channels-last for conv nets, fused optimisers, ``torch.compile`` on GPU only.
     ``compile`` overrides the last (``None``: auto)."""
     return decide(device, conv_net=conv_net, compile="auto" if compile is None else compile).path

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from recipes.fast_path import bf16_supported  # the recipes' rule, recorded with every report
+from recipes.engine.fast_path import bf16_supported  # the recipes' rule, recorded with every report
 
 
 def cpu_model() -> str:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from recipes.fast_path import Decision
+from recipes.engine.fast_path import Decision
 
 from .context import Context
 

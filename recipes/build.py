@@ -24,12 +24,12 @@ from resblocks.errors import ConfigError
 from resblocks.norms import NORMS
 from resblocks.shortcuts import shortcut_factory
 
-from .cli_errors import describe
+from .errors import describe
 from .config import DIVERGENCE_ACTIONS, ResidualConfig, TrainConfig, check_checkpoint_config
-from .fast_path import Decision, check_switch, decide, device_type, is_conv_net, resolve_precision
+from .engine.fast_path import Decision, check_switch, decide, device_type, is_conv_net, resolve_precision
 from .modules.optim import OptimizerSettings, ScheduleSettings, check_schedule
 from .tasks import check_model_fits_data, check_monitor
-from .tracking import check_logger, wandb_mode
+from .tracking.loggers import check_logger, wandb_mode
 from .values import check_finite, check_ranges, check_types, init_chain, option_hints
 
 # Network options the data decides (passed to builders that accept them, unless set in model.*).
@@ -37,7 +37,7 @@ DATA_DERIVED = ("num_classes", "in_chans", "image_size", "vocab_size", "pad_id")
 # Stand-ins for the meta-device check when a size is only known once the data is loaded.
 PLACEHOLDERS = {"num_classes": 10, "vocab_size": 256, "pad_id": 0}
 PRECISIONS = (
-    "auto",  # recipes.fast_path: bf16-mixed where bf16 is fast, else 32-true
+    "auto",  # recipes.engine.fast_path: bf16-mixed where bf16 is fast, else 32-true
     "64-true",
     "64",
     "32-true",
@@ -159,7 +159,7 @@ def meta_net(cfg: DictConfig, dm: Any) -> nn.Module:
 
 
 def fast_path_for(cfg: DictConfig, dm: Any, net: nn.Module | None = None) -> Decision:
-    """The run's fast path (:func:`recipes.fast_path.decide`) on the device ``trainer.accelerator`` trains on.
+    """The run's fast path (:func:`recipes.engine.fast_path.decide`) on the device ``trainer.accelerator`` trains on.
 
     A conv net is an image model whose weights are mostly conv kernels; ``net`` is the network if
     already built (any device, ``meta`` included), else it is built on the meta device.

@@ -53,7 +53,7 @@ class TrainerConfig:
     devices: Any = "auto"  # an int, a list of device ids, or "auto"
     num_nodes: int = ranged(1, ge=1)
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | deepspeed ...
-    precision: str = "auto"  # auto (bf16-mixed where bf16 is fast, else 32-true; recipes/fast_path.py) | 32-true | bf16-mixed | bf16-true | 16-mixed
+    precision: str = "auto"  # auto (bf16-mixed where bf16 is fast, else 32-true; recipes/engine/fast_path.py) | 32-true | bf16-mixed | bf16-true | 16-mixed
     max_steps: int = ranged(-1, ge=-1)  # -1: no step limit
     max_epochs: int | None = ranged(None, ge=1, also=((-1, "for no epoch limit"),), null="")
     gradient_clip_val: float | None = ranged(None, gt=0, also=((0, "for no clipping"),), null="for no clipping")
@@ -142,7 +142,7 @@ class TrainConfig:
     resume: str | None = None  # null | auto | PATH to a .ckpt
     overwrite: bool = False  # start afresh in a run_dir that already holds checkpoints (deletes them)
     test: bool = False  # evaluate the best (else last) checkpoint on the test split after training
-    # The fast path (recipes/fast_path.py): auto | true | false each; one line at the start says what was chosen.
+    # The fast path (recipes/engine/fast_path.py): auto | true | false each; one line at the start says what was chosen.
     compile: bool | str = "auto"  # torch.compile the network; auto: on CUDA only
     channels_last: bool | str = "auto"  # NHWC conv nets and image batches; auto: for conv nets
     float32_matmul_precision: str | None = None  # highest | high | medium (TF32 on Ampere+ GPUs)
@@ -169,7 +169,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 def check_checkpoint_config(cfg: Any) -> None:
     """One-line ``ConfigError`` for a bad ``CheckpointConfig``, a mapping or an instance (called by ``validate``
-    before anything is built; here, not in ``recipes.checkpointing``, so the check needs no Lightning import)."""
+    before anything is built; here, not in ``recipes.runs.checkpoints``, so the check needs no Lightning import)."""
     check_ranges(cfg, CheckpointConfig, "checkpoint")  # keep, every_n_steps: their ranged() fields
     if cfg.mode not in ("min", "max"):
         raise ConfigError(f"checkpoint.mode: {cfg.mode!r}; valid: min, max")

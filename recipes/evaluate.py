@@ -18,8 +18,8 @@ from typing import Any
 
 from resblocks.errors import ConfigError
 
-from .cli_errors import CONFIG_EXIT, FAILURE_EXIT
-from .runs import META_KEY, WRITTEN_BY, is_bare_state_dict, mismatch_message, open_checkpoint, weights_mismatch
+from .errors import CONFIG_EXIT, FAILURE_EXIT
+from .runs.plan import META_KEY, WRITTEN_BY, is_bare_state_dict, mismatch_message, open_checkpoint, weights_mismatch
 
 USAGE = "usage: python -m recipes.evaluate ckpt=PATH [key=value ...]  (keys as in the training config)"
 
@@ -65,8 +65,8 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
         plain,
         typed,
     )
-    from .precision import trainer_precision
-    from .summary import collect_metrics
+    from .engine.precision import trainer_precision
+    from .tracking.summary import collect_metrics
 
     state, stored = open_for_evaluation(ckpt)
     try:

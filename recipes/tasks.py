@@ -48,7 +48,7 @@ TASKS = {
     ),
 }  # fmt: skip
 TOP5_CLASSES = 100  # recipes.modules.classification logs top-5 accuracy from this many classes
-# Logged by the callbacks whatever the task (recipes.callbacks.TrainingMonitor), and Lightning's own counters.
+# Logged by the callbacks whatever the task (recipes.tracking.callbacks.TrainingMonitor), and Lightning's own counters.
 RUN_METRICS = ("lr", "perf/samples_per_sec", "perf/tokens_per_sec", "step", "epoch")
 
 

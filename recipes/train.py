@@ -22,11 +22,11 @@ from resblocks.errors import ConfigError
 
 from . import config as _config  # noqa: F401  (registers the schema in Hydra's ConfigStore)
 from .build import build_module, fast_path_for, plain, validate
-from .cli_errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, config_error_line, debug_requested
-from .fast_path import Decision
-from .runs import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
-from .summary import RunSummary, collect_metrics
-from .tracking import redact_secrets
+from .errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, config_error_line, debug_requested
+from .engine.fast_path import Decision
+from .runs.plan import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
+from .tracking.summary import RunSummary, collect_metrics
+from .tracking.loggers import redact_secrets
 
 _task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
 
@@ -40,8 +40,8 @@ def build_trainer(
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from omegaconf import OmegaConf
 
-    from .checkpointing import AtomicCheckpointIO, AtomicFSDPStrategy
-    from .precision import PLAIN_STRATEGIES, trainer_precision
+    from .runs.checkpoints import AtomicCheckpointIO, AtomicFSDPStrategy
+    from .engine.precision import PLAIN_STRATEGIES, trainer_precision
 
     decision = decision or fast_path_for(cfg, None)
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -120,10 +120,10 @@ def train(
     import lightning.pytorch as pl
     import torch
 
-    from .callbacks import TrainingMonitor
-    from .checkpointing import RunState, checkpoint_callbacks
-    from .divergence import DivergenceGuard
-    from .tracking import build_logger, finish, rewind_logs
+    from .tracking.callbacks import TrainingMonitor
+    from .runs.checkpoints import RunState, checkpoint_callbacks
+    from .engine.divergence import DivergenceGuard
+    from .tracking.loggers import build_logger, finish, rewind_logs
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # parallel study jobs: one thread each, jobs = cores
@@ -190,7 +190,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     from recipes.data import DataError, DataNotFoundError
 
-    from .atomic import WriteError
+    from .runs.atomic import WriteError
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN

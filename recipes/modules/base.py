@@ -8,7 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import nn
 
-from ..runs import WeightsMismatch, weights_mismatch
+from ..runs.plan import WeightsMismatch, weights_mismatch
 from .optim import OptimizerSettings, ScheduleSettings, configure_optimizers
 
 NetOrFactory = nn.Module | Callable[[], nn.Module]
@@ -46,7 +46,7 @@ class ResidualTaskModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Before Lightning loads the weights: every name and shape must match, else one line naming the first
-        mismatched tensor (:class:`~recipes.runs.WeightsMismatch`), not ``load_state_dict``'s list of all of them.
+        mismatched tensor (:class:`~recipes.runs.plan.WeightsMismatch`), not ``load_state_dict``'s list of all of them.
 
         Not under FSDP, whose state dict is a collective (Lightning's own error then)."""
         from lightning.pytorch.strategies import FSDPStrategy

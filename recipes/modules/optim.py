@@ -7,7 +7,7 @@
 Weight decay applies to matrices and conv kernels only: norm layers, biases, residual scalars
 (any parameter with fewer than 2 dims) and the names a module lists in ``no_weight_decay()``
 (timm's convention, used by :class:`resblocks.Shortcut` rules and e.g. position embeddings)
-get none. ``optim.fused`` picks torch's fused update kernel (``recipes.fast_path``).
+get none. ``optim.fused`` picks torch's fused update kernel (``recipes.engine.fast_path``).
 
 Valid values are the optimiser's own: :func:`check_optimizer` constructs the torch optimiser on a
 dummy parameter and turns its ``ValueError`` into a one-line ``ConfigError`` naming the key (so the
@@ -28,7 +28,7 @@ from torch import nn
 from resblocks.errors import ConfigError
 from resblocks.norms import is_norm
 
-from ..fast_path import check_switch, use_fused
+from ..engine.fast_path import check_switch, use_fused
 from ..values import check_ranges, ranged
 
 OPTIMIZERS = ("adamw", "sgd")

@@ -19,7 +19,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import Checkpoi
 
 import resblocks
 from recipes.build import model_spec
-from recipes.checkpointing import AtomicFSDPStrategy
+from recipes.runs.checkpoints import AtomicFSDPStrategy
 
 
 @pytest.mark.parametrize("rule", ["laurel_rw_lr_pa", "laurel_pa", "identity"])

@@ -180,7 +180,7 @@ def test_a_config_error_imports_neither_lightning_nor_wandb_nor_datasets(tmp_pat
 def test_debug_shows_the_traceback(entry, monkeypatch):
     from hydra.errors import MissingConfigException
 
-    from recipes.cli_errors import debug_requested
+    from recipes.errors import debug_requested
     from resblocks.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^shortcut\.rank: 999"):  # raised, so Python prints the traceback

@@ -14,8 +14,8 @@ from recipe_helpers import compose, tiny
 from reliability_helpers import TINY_GPT
 
 from recipes.build import validate
-from recipes.checkpointing import AtomicCheckpointIO
-from recipes.runs import UnsafeCheckpointError
+from recipes.runs.checkpoints import AtomicCheckpointIO
+from recipes.runs.plan import UnsafeCheckpointError
 from resblocks.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ import yaml
 from recipe_helpers import csv_rows, run, tiny
 from reliability_helpers import Crash, CrashAt
 
-from recipes.runs import RUN_ID_FILE
+from recipes.runs.plan import RUN_ID_FILE
 
 TINY_GPT = ["+model.depth=1", "+model.dim=32", "+model.heads=2", "data.val_batches=2", "sample.tokens=0"]
 

@@ -17,9 +17,9 @@ import torch
 from lightning.pytorch.strategies import FSDPStrategy
 from reliability_helpers import SUBPROCESS_ENV
 
-from recipes.atomic import WriteError, remove_stale_temps, staged_folder
-from recipes.checkpointing import AtomicCheckpointIO, AtomicFSDPStrategy
-from recipes.runs import find_latest
+from recipes.runs.atomic import WriteError, remove_stale_temps, staged_folder
+from recipes.runs.checkpoints import AtomicCheckpointIO, AtomicFSDPStrategy
+from recipes.runs.plan import find_latest
 
 
 def write_shards(folder: Path, step: int, fail_after: int | None = None) -> None:
@@ -61,7 +61,7 @@ KILLED_MID_WRITE = textwrap.dedent(
     """
     import sys, time, torch
     from pathlib import Path
-    from recipes.atomic import staged_folder
+    from recipes.runs.atomic import staged_folder
     final = Path(sys.argv[1])
     with staged_folder(final) as tmp:
         torch.save({"step": 1}, tmp / "meta.pt")

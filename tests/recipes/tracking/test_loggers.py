@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recipes.config import LoggerConfig
-from recipes.tracking import build_logger, check_logger, finish, wandb_key_configured, wandb_mode
+from recipes.tracking.loggers import build_logger, check_logger, finish, wandb_key_configured, wandb_mode
 from resblocks.errors import ConfigError
 
 

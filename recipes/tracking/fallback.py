@@ -14,7 +14,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from .cli_errors import describe
+from ..errors import describe
 
 
 class FallbackLogger(Logger):

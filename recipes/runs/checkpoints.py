@@ -19,20 +19,20 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import FSDPStrategy
 
 from .atomic import TEMP_MARK, atomic_write, fsync_dir, remove_path, replace_path, staged_folder, temp_path
-from .config import check_checkpoint_config
-from .data.windows import mix
-from .runs import LAST, META_KEY, RunPlan, safe_load
-from .wandb_rewind import record_position
+from ..config import check_checkpoint_config
+from ..data.windows import mix
+from .plan import LAST, META_KEY, RunPlan, safe_load
+from ..tracking.wandb_rewind import record_position
 
 STAGED = f"{TEMP_MARK}-staged"  # StepCheckpoint's files before they are published: .last.ckpt.tmp-staged
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written atomically (:func:`recipes.atomic.atomic_write`) and read back safely.
+    """Checkpoints written atomically (:func:`recipes.runs.atomic.atomic_write`) and read back safely.
 
     A run killed mid-write leaves the previous checkpoint intact, so ``resume=auto`` never meets a
     truncated ``last.ckpt``; a failed write (e.g. ``ENOSPC``) raises a one-line
-    :class:`~recipes.atomic.WriteError` and leaves no partial file. Reading always uses
+    :class:`~recipes.runs.atomic.WriteError` and leaves no partial file. Reading always uses
     ``torch.load(weights_only=True)``: tensors and plain containers only, so opening a checkpoint
     cannot run code, whatever ``weights_only`` Lightning passes.
     """
@@ -53,7 +53,7 @@ class AtomicFSDPStrategy(FSDPStrategy):
 
     ``state_dict_type="full"`` checkpoints are one file written by rank 0 through ``checkpoint_io``
     (pass :class:`AtomicCheckpointIO`). ``"sharded"`` ones are folders that every rank writes into:
-    here they go to rank 0's staging folder (:func:`recipes.atomic.staged_folder`), and rank 0 renames
+    here they go to rank 0's staging folder (:func:`recipes.runs.atomic.staged_folder`), and rank 0 renames
     it into place once every rank is done (torch.distributed.checkpoint fsyncs the shards; rank 0
     fsyncs the rest). A rank killed mid-write leaves the previous checkpoint folder intact.
     """
@@ -156,9 +156,9 @@ class StepCheckpoint(ModelCheckpoint):
       place, only once the step's metrics have been logged: at the next batch, the epoch's end or
       the end of training. A run killed in between resumes from the previous checkpoint, whose
       logged steps are all on disk, so the resumed log has neither gaps nor repeats
-      (:func:`recipes.tracking.rewind_logs` drops the rows past it). An exception discards them.
+      (:func:`recipes.tracking.loggers.rewind_logs` drops the rows past it). An exception discards them.
     * when the next step starts (or training ends) after a checkpoint was published, W&B's position
-      is recorded for it, so a resume from it rewinds the W&B run there (:mod:`recipes.wandb_rewind`).
+      is recorded for it, so a resume from it rewinds the W&B run there (:mod:`recipes.tracking.wandb_rewind`).
     * rotation (``keep``) deletes an old periodic checkpoint only once its replacement is published:
       Lightning deletes it right after the save, which here only staged the new one, so a kill or a
       failure before the publish would leave no periodic checkpoint at all.

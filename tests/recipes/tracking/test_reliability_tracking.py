@@ -12,7 +12,7 @@ from recipe_helpers import compose, csv_rows, tiny
 from reliability_helpers import TINY_GPT, Crash, CrashAt, one_thread  # noqa: F401  (autouse: one torch thread)
 
 from recipes.config import LoggerConfig
-from recipes.tracking import build_logger, finish, redact_secrets
+from recipes.tracking.loggers import build_logger, finish, redact_secrets
 
 STEPS = [
     "trainer.max_steps=6",
@@ -165,7 +165,7 @@ def train_steps(rows: list[dict]) -> list[int]:
 def test_resume_rewinds_the_wandb_run_to_the_checkpoint(tiny_data, tmp_path, monkeypatch):
     import wandb
 
-    from recipes.wandb_rewind import read_positions
+    from recipes.tracking.wandb_rewind import read_positions
 
     server = FakeWandb()
     monkeypatch.setattr(wandb, "init", server.init)
@@ -196,7 +196,7 @@ def test_a_refused_rewind_continues_the_run_and_says_so(tiny_data, tmp_path, mon
 
 def test_offline_resume_starts_the_new_segment_at_the_checkpoint_position(tmp_path):
     """Real W&B (offline): the rewound run's first row gets the recorded position as its _step."""
-    from recipes.wandb_rewind import POSITIONS, log_position
+    from recipes.tracking.wandb_rewind import POSITIONS, log_position
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / POSITIONS).write_text('{"6": 9}')

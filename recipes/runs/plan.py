@@ -18,7 +18,7 @@ from typing import Any
 from resblocks.errors import ConfigError
 
 from .atomic import remove_stale_temps
-from .cli_errors import describe
+from ..errors import describe
 
 CKPT_DIR = "checkpoints"
 LAST = "last.ckpt"

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from resblocks.errors import ConfigError
 
-from .cli_errors import describe
+from ..errors import describe
 
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -101,8 +101,8 @@ def build_logger(
     continues the same curves. ``announce`` prints the one line about an automatic offline mode.
     ``start_step``: the step training resumes from; TensorBoard hides what a killed attempt logged
     past it (CSV: :func:`rewind_logs`), W&B rewinds the run to it where the checkpoint's W&B position
-    was recorded (:mod:`recipes.wandb_rewind`). W&B is wrapped in a
-    :class:`~recipes.fallback_logger.FallbackLogger`: if it fails, training goes on logging to CSV.
+    was recorded (:mod:`recipes.tracking.wandb_rewind`). W&B is wrapped in a
+    :class:`~recipes.tracking.fallback.FallbackLogger`: if it fails, training goes on logging to CSV.
     """
     check_logger(cfg.name)
     if cfg.name == "none":
@@ -123,8 +123,8 @@ def build_logger(
         )
     import wandb
 
-    from .fallback_logger import FallbackLogger
-    from .runs import CKPT_DIR
+    from .fallback import FallbackLogger
+    from ..runs.plan import CKPT_DIR
     from .wandb_rewind import RewindingWandbLogger, rewind_point
 
     mode, reason = wandb_mode(cfg.mode)
@@ -173,7 +173,7 @@ def rewind_logs(run_dir: Path, step: int) -> int:
     import csv
     import io
 
-    from .atomic import atomic_write_bytes
+    from ..runs.atomic import atomic_write_bytes
 
     dropped = 0
     for path in sorted(Path(run_dir).glob("csv/version_*/metrics.csv")):

@@ -1,4 +1,4 @@
-"""The fast path (``recipes/fast_path.py``): the decision rules, and that a recipe run really uses them.
+"""The fast path (``recipes/engine/fast_path.py``): the decision rules, and that a recipe run really uses them.
 
 The rules are checked on made-up machines (CPU with and without AVX512-BF16, a bf16 GPU, an old
 GPU) by monkeypatching torch's capability checks; the runs check on this machine's CPU that
@@ -17,9 +17,9 @@ from torch import nn
 import resblocks
 from benchmarks.loop import default_fast_path
 from recipes.build import fast_path_for, validate
-from recipes.fast_path import FastPath, bf16_supported, decide, device_type, is_conv_net
+from recipes.engine.fast_path import FastPath, bf16_supported, decide, device_type, is_conv_net
 from recipes.modules.optim import OptimizerSettings, build_optimizer
-from recipes.precision import BF16MixedPrecision, trainer_precision
+from recipes.engine.precision import BF16MixedPrecision, trainer_precision
 from resblocks.errors import ConfigError
 
 TINY_GPT = ["+model.depth=1", "+model.dim=32", "+model.heads=2", "data.val_batches=1", "sample.tokens=0"]

@@ -23,7 +23,7 @@ _TRUE = {"1", "true", "yes", "on"}
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss, gradient or weight; the message is one line with the step and the place.
 
-    Defined here, not in :mod:`recipes.divergence` (which needs Lightning), so the entry point can name it
+    Defined here, not in :mod:`recipes.engine.divergence` (which needs Lightning), so the entry point can name it
     without importing Lightning before the config is checked.
     """
 

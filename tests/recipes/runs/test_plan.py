@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from recipes.runs import META_KEY, RESUMABLE, RUN_ID_FILE, find_latest, launch_rank, plan_run
+from recipes.runs.plan import META_KEY, RESUMABLE, RUN_ID_FILE, find_latest, launch_rank, plan_run
 from resblocks.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from recipe_helpers import compose, csv_rows, tiny
 from reliability_helpers import TINY_GPT, one_thread  # noqa: F401  (autouse: one torch thread)
 
-from recipes.divergence import DivergenceError
+from recipes.engine.divergence import DivergenceError
 
 BLOCK = "stack.blocks.0.mlp.branch"  # the module that goes bad: the first MLP branch of resblocks' GPT
 

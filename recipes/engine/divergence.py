@@ -41,8 +41,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from .cli_errors import DivergenceError
-from .config import DIVERGENCE_ACTIONS as ACTIONS
+from ..errors import DivergenceError
+from ..config import DIVERGENCE_ACTIONS as ACTIONS
 
 __all__ = ["ACTIONS", "DivergenceError", "DivergenceGuard", "all_finite", "checkpoint_tensors"]
 

@@ -17,16 +17,16 @@ import torch
 from recipe_helpers import compose, tiny
 from reliability_helpers import SUBPROCESS_ENV, TINY_GPT, one_thread  # noqa: F401  (autouse: one torch thread)
 
-import recipes.atomic
-import recipes.checkpointing
-from recipes.atomic import WriteError, atomic_write, remove_stale_temps
-from recipes.runs import find_latest
+import recipes.runs.atomic
+import recipes.runs.checkpoints
+from recipes.runs.atomic import WriteError, atomic_write, remove_stale_temps
+from recipes.runs.plan import find_latest
 
 # The child writes checkpoint A, then starts writing B and stops half-way, waiting to be killed.
 KILLED_MID_WRITE = textwrap.dedent(
     """
     import io, sys, time, torch
-    from recipes.atomic import atomic_write
+    from recipes.runs.atomic import atomic_write
     path = sys.argv[1]
     atomic_write(path, lambda f: torch.save({"step": 1, "w": torch.ones(1000)}, f))
     def half(f):
@@ -72,7 +72,7 @@ def test_disk_full_during_a_save_keeps_the_last_checkpoint_and_says_so(tiny_data
 
         return atomic_write(path, partial, *args)
 
-    monkeypatch.setattr(recipes.checkpointing, "atomic_write", disk_fills_up)
+    monkeypatch.setattr(recipes.runs.checkpoints, "atomic_write", disk_fills_up)
     steps = [
         "trainer.max_steps=6",
         "checkpoint.every_n_steps=2",
@@ -143,7 +143,7 @@ def test_a_failed_write_that_torch_reports_as_its_own_error_is_the_one_line_erro
     target = tmp_path / "last.ckpt"
     atomic_write(target, lambda f: torch.save({"step": 1}, f), "checkpoint")
     failing = type("Failing", (FillsUpAfter,), {"code": code})
-    monkeypatch.setattr(recipes.atomic, "open", lambda path, mode: io.BufferedWriter(failing(path, "w")), raising=False)
+    monkeypatch.setattr(recipes.runs.atomic, "open", lambda path, mode: io.BufferedWriter(failing(path, "w")), raising=False)
     with pytest.raises(WriteError) as info:
         atomic_write(target, lambda f: torch.save({"step": 2, "w": torch.zeros(10_000)}, f), "checkpoint")
     assert isinstance(info.value.__cause__, RuntimeError) and "unexpected pos" in str(info.value.__cause__)
@@ -166,7 +166,7 @@ def test_a_full_disk_in_a_real_run_is_one_line(tiny_data, tmp_path, monkeypatch)
             return io.BufferedWriter(FillsUpAfter(path, "w"))
         return real_open(path, mode)
 
-    monkeypatch.setattr(recipes.atomic, "open", disk_full_at_step_4, raising=False)
+    monkeypatch.setattr(recipes.runs.atomic, "open", disk_full_at_step_4, raising=False)
     steps = ["trainer.max_steps=6", "checkpoint.every_n_steps=2", "trainer.val_check_interval=6",
              "checkpoint.monitor=null"]  # fmt: skip
     from recipes.train import train
@@ -183,7 +183,7 @@ KILLED_AT_ROTATION = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, sys.argv[1])
-    import recipes.checkpointing as checkpointing
+    import recipes.runs.checkpoints as checkpointing
     from recipe_helpers import compose
     from recipes.train import train
     rename = checkpointing.replace_path
@@ -203,7 +203,7 @@ def test_a_kill_during_rotation_leaves_a_periodic_checkpoint(tiny_data, tmp_path
     steps = ["trainer.max_steps=6", "checkpoint.every_n_steps=2", "trainer.val_check_interval=6",
              "checkpoint.monitor=null", "checkpoint.keep=1"]  # fmt: skip
     overrides = tiny("shakespeare_gpt", tiny_data, tmp_path, *TINY_GPT, *steps)
-    here = str(Path(__file__).parent)
+    here = str(Path(__file__).parents[1])  # tests/recipes: recipe_helpers
     proc = subprocess.run([sys.executable, "-c", KILLED_AT_ROTATION, here, *overrides], env=SUBPROCESS_ENV,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]

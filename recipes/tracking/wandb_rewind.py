@@ -7,7 +7,7 @@ the killed attempt's rows for them. W&B (>= 0.17.1) can *rewind* a run: ``wandb.
 f"{id}?_step={N}")`` keeps the history up to ``_step`` ``N`` and logs on from ``N + 1``.
 
 The ``_step`` to rewind to is only known once the checkpoint's own step is logged, after the checkpoint
-was written, so it cannot live in the checkpoint: :class:`~recipes.checkpointing.StepCheckpoint` records
+was written, so it cannot live in the checkpoint: :class:`~recipes.runs.checkpoints.StepCheckpoint` records
 ``{global step: W&B position}`` in ``checkpoints/wandb_steps.json`` (rank 0, atomically) when the step
 after a published checkpoint starts (or training ends). The position is W&B's next ``_step``
 (``run.step``). On resume :func:`rewind_point` looks the checkpoint's step up and
@@ -29,8 +29,8 @@ from typing import Any
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import WandbLogger
 
-from .atomic import atomic_write_bytes
-from .cli_errors import describe
+from ..runs.atomic import atomic_write_bytes
+from ..errors import describe
 
 POSITIONS = "wandb_steps.json"  # in the checkpoint folder: {"<global step>": <W&B _step of the next row>}
 

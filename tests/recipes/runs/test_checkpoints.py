@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from recipe_helpers import run, tiny
 
-from recipes.checkpointing import AtomicCheckpointIO, rng_state, set_rng_state
+from recipes.runs.checkpoints import AtomicCheckpointIO, rng_state, set_rng_state
 
 
 def test_atomic_save_replaces_the_target_and_leaves_no_temporary(tmp_path):
