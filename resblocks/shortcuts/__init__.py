@@ -6,6 +6,7 @@ Build one by registry name: ``shortcut_factory("laurel_lr", rank=16)(Site(dim=25
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +38,9 @@ def shortcut_factory(spec: ShortcutSpec, **options: Any) -> ShortcutFactory:
     name, opts = parse_spec(spec)
     opts.update(options)
     SHORTCUTS.check_options(name, opts)
+    for key, value in opts.items():  # no rule option means anything at NaN or infinity (gate_bias=nan: NaN at step 0)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"shortcut.{key}: {value}; valid: a finite number")
     cls = SHORTCUTS.get(name)
 
     def make(site: Site) -> Shortcut:

@@ -73,3 +73,13 @@ def test_channel_view_broadcasts_and_keeps_dtype(layout: str, rand) -> None:
     expected = x.float().movedim(1, -1) * v if layout == "image" else x.float() * v
     got = y.float().movedim(1, -1) if layout == "image" else y.float()
     torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_options_are_refused(value: float) -> None:
+    from resblocks.shortcuts import shortcut_factory
+
+    with pytest.raises(ConfigError, match=rf"^shortcut\.gate_bias: {value}; valid: a finite number$"):
+        shortcut_factory("highway", gate_bias=value)
+    with pytest.raises(ConfigError, match=r"^shortcut\.alpha_min: nan; valid: a finite number$"):
+        shortcut_factory({"name": "decayed", "alpha_min": float("nan")})
