@@ -116,6 +116,15 @@ class DivergenceConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Residual diagnostics while training (``recipes.diagnostics``, docs/diagnostics.md); ``diagnostics=off``: none."""
+
+    every_n_steps: int = ranged(250, ge=0)  # probe one optimiser step in this many (step 0 included); 0: off
+    effective_rank: bool = False  # also each sub-layer's output effective rank (one SVD per sub-layer per probe)
+    rank_rows: int = ranged(1024, ge=1)  # rows of the effective-rank sample (tokens, or positions x samples)
+
+
+@dataclass
 class TaskConfig:
     """Loss options of the LightningModule."""
 
@@ -160,6 +169,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # per-depth residual diagnostics
     debug: bool = False  # Python tracebacks for configuration and data errors (also: RESBLOCKS_DEBUG=1)
     threads: int | None = ranged(None, ge=1, null="for torch's choice")  # torch.set_num_threads for this run; null = torch's choice (studies: 1 per job)
 

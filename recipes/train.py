@@ -122,6 +122,7 @@ def train(
 
     from .tracking.callbacks import TrainingMonitor
     from .runs.checkpoints import RunState, checkpoint_callbacks
+    from .diagnostics import recipe_callbacks
     from .engine.divergence import DivergenceGuard
     from .tracking.loggers import build_logger, finish, rewind_logs
 
@@ -141,7 +142,10 @@ def train(
     monitor = TrainingMonitor()
     ckpts = checkpoint_callbacks(cfg.checkpoint, plan.ckpt_dir)
     guard = DivergenceGuard(cfg.divergence.action, cfg.divergence.max_skips, cfg.divergence.grad_norms)
-    trainer = build_trainer(cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *callbacks], logger, decision)
+    diagnostics = recipe_callbacks(cfg, plan.run_dir)  # residual/* scalars and pictures (diagnostics=off: none)
+    trainer = build_trainer(
+        cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *diagnostics, *callbacks], logger, decision
+    )
     if logger:
         logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
     start = time.perf_counter()
