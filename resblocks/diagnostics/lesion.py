@@ -136,7 +136,8 @@ def lesion_study(
     names = {m.site.index: n for n, m in model.named_modules() if isinstance(m, Residual)}
     if not names:
         raise ConfigError(
-            f"lesion: {type(model).__name__} has no resblocks Residual sub-layers; valid: a model built from resblocks blocks"
+            f"lesion: {type(model).__name__} has no resblocks Residual sub-layers; "
+            "valid: a model built from resblocks blocks"
         )
     baseline = dict(evaluate())
     results = []
