@@ -69,9 +69,16 @@ def _step_timer(skip: int, steps: int, device: torch.device, clock: Callable[[],
 
 
 def lightning_chunk(
-    setup: RecipeSetup, module: Any, steps: int, skip: int, root: str, clock: Callable[[], float] = time.perf_counter
+    setup: RecipeSetup,
+    module: Any,
+    steps: int,
+    skip: int,
+    root: str,
+    clock: Callable[[], float] = time.perf_counter,
+    callbacks: tuple[Any, ...] = (),
 ) -> float:
-    """Seconds per step of ``steps`` recipe steps through a fresh ``lightning.Trainer`` (the first ``skip`` not counted)."""
+    """Seconds per step of ``steps`` recipe steps through a fresh ``lightning.Trainer`` (the first ``skip`` not counted);
+    ``callbacks`` are added to the recipe's ``TrainingMonitor`` (group ``diagnostics``)."""
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
@@ -85,7 +92,7 @@ def lightning_chunk(
         max_steps=steps, max_epochs=-1,
         gradient_clip_val=t.gradient_clip_val, gradient_clip_algorithm=t.gradient_clip_algorithm,
         log_every_n_steps=t.log_every_n_steps, logger=CSVLogger(root, name="bench"),
-        callbacks=[TrainingMonitor(), timer], enable_checkpointing=False, enable_progress_bar=False,
+        callbacks=[TrainingMonitor(), *callbacks, timer], enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=root,
     )  # fmt: skip
     trainer.fit(module, datamodule=setup.dm)

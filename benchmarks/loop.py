@@ -54,11 +54,16 @@ class PlainLoop:
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.path.channels_last and x.dim() == 4 else x
 
-    def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], after_backward: Callable[[], object] | None = None
+    ) -> torch.Tensor:
+        """One training step; ``after_backward`` runs between backward and the update (group ``diagnostics``)."""
         x, y = batch
         with torch.autocast(self.setup.device.type, dtype=torch.bfloat16, enabled=self.path.bf16):
             loss = self.loss_fn(self.model(self.prepare(x)), y)
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         if self.clip:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
         self.optimizer.step()
