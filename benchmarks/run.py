@@ -23,7 +23,7 @@ from .context import DTYPES, Context
 from .machine import describe, load_average
 from .report import Result, goals_summary, markdown_table, write_reports
 
-GROUPS = ("blocks", "shortcuts", "framework", "fast_path", "efficiency", "diagnostics")
+GROUPS = ("blocks", "shortcuts", "framework", "fast_path", "efficiency", "diagnostics", "studies")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 # mode -> (rounds, warm-up calls, seconds per timed sample)
 TIMING = {"smoke": (2, 1, 0.0), "quick": (5, 2, 0.05), "full": (9, 3, 0.2)}
