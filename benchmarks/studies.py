@@ -73,7 +73,8 @@ def run(ctx: Context) -> list[Result]:
     return [
         Result(
             GROUP, f"study of {runs} shakespeare_gpt runs ({steps} steps): joblib x{jobs} vs one after another",
-            "wall-time ratio", par / seq, goal=GOAL, reference=f"sequential: {seq:.1f} s", candidate=f"joblib: {par:.1f} s",
+            "wall-time ratio", par / seq, goal=GOAL, dtype="recipe's fast path (auto)",
+            reference=f"sequential: {seq:.1f} s", candidate=f"joblib: {par:.1f} s",
             notes=f"whole command incl. start-up; {rounds} round(s); sequential runs use torch's default threads, "
             "joblib jobs one thread each",
             data={"times": times, "jobs": jobs},
