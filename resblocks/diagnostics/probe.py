@@ -176,28 +176,34 @@ class ResidualProbe:
         fx, s = args[0], args[1]
         r, v = self.sublayers[i][1], self._values[i]
         with torch.no_grad():
-            v["f_rms"] = stats.rms(fx)
+            # One float32 copy of each and one norm each, shared by every statistic that needs them (under bf16
+            # autocast the copies and norms are most of what a probed step costs).
+            fx32, s32 = stats.as_f32(fx), stats.as_f32(s)
+            nf, ns = stats.norm(fx32), stats.norm(s32)
+            v["f_rms"] = nf / math.sqrt(max(fx.numel(), 1))
             if isinstance(r.branch_out, nn.Identity):
                 v["branch_rms"] = v["f_rms"]
             if fx.shape == s.shape:
-                v["cos_f_x"] = stats.cosine(fx, s)
+                v["cos_f_x"] = torch.sum(fx32 * s32) / (nf * ns)
             # Each rule reports its own state (under the forward's autocast, as highway's gate runs there).
             state = {f"shortcut.{k}": t for k, t in rule.state(s).items()}
             for m in r.branch_out.modules():
                 if m is not r.branch_out and callable(getattr(m, "state", None)):
                     state |= {f"branch_out.{k}": t for k, t in m.state().items()}
             self._state[i] = {k: t.detach().to(torch.float32) for k, t in state.items()}
-        self._stream_in[i] = s
+        self._stream_in[i] = (s32, ns)
 
     def _on_output(self, i: int, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
         if i not in self._active:
             return
         self._active.discard(i)
-        s, v = self._stream_in.pop(i, None), self._values[i]
+        s, v = self._stream_in.pop(i, (None, None)), self._values[i]
         with torch.no_grad():
-            v["out_rms"] = stats.rms(output)
-            if s is not None and s.shape == output.shape:
-                v["update_ratio"] = stats.relative_change(output, s)
+            out32 = stats.as_f32(output)
+            v["out_rms"] = stats.norm(out32) / math.sqrt(max(output.numel(), 1))
+            s32, ns = s
+            if s32 is not None and s32.shape == output.shape:
+                v["update_ratio"] = stats.norm(out32 - s32) / ns  # ||out - s|| / ||s||
             if self.effective_rank:
                 self._rows[i] = feature_rows(output, self.sublayers[i][1].site.layout, self.rank_rows)
 

@@ -17,9 +17,20 @@ import torch
 F32 = torch.float32
 
 
+def as_f32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` detached, in float32 (a copy only if it is not float32 already)."""
+    t = t.detach()
+    return t if t.dtype == F32 else t.to(F32)
+
+
 def norm(t: torch.Tensor) -> torch.Tensor:
-    """``||t||_2`` over every element, computed in float32."""
-    return torch.linalg.vector_norm(t.detach(), dtype=F32)
+    """``||t||_2`` over every element, computed in float32.
+
+    A bf16 tensor is copied to float32 first: ``vector_norm(t, dtype=float32)`` on a bf16 tensor was 1.9x slower
+    than the copy plus a float32 norm on this project's CPU (a [128, 16, 28, 28] channels-last activation,
+    5.4 ms against 2.9 ms, one thread).
+    """
+    return torch.linalg.vector_norm(as_f32(t))
 
 
 def rms(t: torch.Tensor) -> torch.Tensor:
@@ -51,4 +62,4 @@ def grad_norm(params: Iterable[torch.nn.Parameter]) -> torch.Tensor | None:
     return torch.linalg.vector_norm(torch.stack([norm(g).to(device) for g in grads]))
 
 
-__all__ = ["cosine", "grad_norm", "norm", "relative_change", "rms"]
+__all__ = ["as_f32", "cosine", "grad_norm", "norm", "relative_change", "rms"]
