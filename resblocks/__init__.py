@@ -26,8 +26,11 @@ from .norms import NORMS
 from .modifiers import LayerScale, branch_output
 from .shortcuts import SHORTCUTS, Hiddens, Shortcut, Site, shortcut_factory
 from .diagnostics import ResidualProbe
+from .integrations import register_with_timm
 
 __version__ = "0.1.0"
+
+register_with_timm()  # timm.create_model("resblocks_<name>") once timm is imported; timm itself is not imported here
 
 
 def build_model(name: str, **options: Any) -> nn.Module:

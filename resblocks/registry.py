@@ -71,8 +71,24 @@ class Registry(Generic[T]):
                 choices = ", ".join(sorted(valid)) or "(none)"
                 raise ConfigError(f"{self.kind}.{key}: unknown option for {self.kind} {name!r}; valid options: {choices}")
 
+    def check_required(self, name: str, args: tuple[Any, ...], options: Mapping[str, Any]) -> None:
+        """A required option that neither ``args`` nor ``options`` gives is a one-line error naming it
+        (not the constructor's bare ``TypeError``); reserved arguments are the framework's to pass."""
+        sig = inspect.signature(self.get(name))
+        try:
+            given = sig.bind_partial(*args, **options).arguments
+        except TypeError:  # too many positional arguments: the call itself says so
+            return
+        for p in sig.parameters.values():
+            required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            if required and p.name not in given and p.name not in self.reserved:
+                ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "value")
+                why = f"missing (required by {self.kind} {name!r})"
+                raise ConfigError(f"{self.kind}.{p.name}: {why}; valid: {p.name}=<{ann}>")
+
     def build(self, name: str, *args: Any, **options: Any) -> Any:
         self.check_options(name, options)
+        self.check_required(name, args, options)
         return self.get(name)(*args, **options)
 
     def describe(self) -> dict[str, dict[str, Any]]:

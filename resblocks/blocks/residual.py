@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from torch.utils.checkpoint import checkpoint
+
 from ..compat import check_residual
 from ..errors import ConfigError
 from ..shortcuts import Hiddens, Shortcut, Site, previous_activations
@@ -67,7 +69,17 @@ class Residual(nn.Module):
 
     Rules that read earlier activations (``shortcut.num_previous > 0``, LAuReL-PA) get them from the
     ``hiddens`` argument of :meth:`forward`; every sub-layer records its shortcut input there.
+    ``stage_start`` is the index of the first sub-layer of this one's resolution stage (set by the CNN
+    stage builder; 0 where the stream keeps its shape): PA reads no entry before it, a static bound that
+    keeps the forward traceable by torch.fx.
+
+    ``grad_checkpointing = True`` (a model's ``set_grad_checkpointing()``) recomputes the sub-layer in the
+    backward (non-reentrant ``torch.utils.checkpoint``); every sub-layer is a pure function of its inputs,
+    ``hiddens`` included, so the recomputation is exact.
     """
+
+    stage_start: int = 0
+    grad_checkpointing: bool = False
 
     def __init__(
         self,
@@ -103,12 +115,18 @@ class Residual(nn.Module):
         return self.shortcut.site
 
     def forward(self, x: torch.Tensor, *, hiddens: Hiddens | None = None, **branch_kwargs: Any) -> torch.Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, hiddens=hiddens, use_reentrant=False, **branch_kwargs)
+        return self._forward(x, hiddens=hiddens, **branch_kwargs)
+
+    def _forward(self, x: torch.Tensor, *, hiddens: Hiddens | None = None, **branch_kwargs: Any) -> torch.Tensor:
         a = self.pre_norm(x)
         fx = self.branch_out(self.branch_norm(self.branch(a, **branch_kwargs)))
         sx = self.downsample(a if self.shared_pre_norm else x)
         n = self.shortcut.num_previous
         if n:
-            merged = self.shortcut(fx, sx, previous_activations(hiddens, self.site.index, sx, n))
+            prev = previous_activations(hiddens, self.site.index, sx, n, first=self.stage_start)
+            merged = self.shortcut(fx, sx, prev)
         else:
             merged = self.shortcut(fx, sx)
         if hiddens is not None:

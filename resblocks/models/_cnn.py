@@ -24,6 +24,7 @@ from ..norms import NormFactory
 from ..blocks.residual import Residual
 from ..branches._output import zero_output_
 from ..shortcuts import Hiddens, ShortcutFactory, ShortcutSpec, as_factory
+from ._interface import ClassifierMixin, Indices, take_indices
 
 StemKind = Literal["cifar", "imagenet"]
 
@@ -70,7 +71,7 @@ def build_stages(
     make_shortcut = as_factory(shortcut)  # checks the name and options once, not per block
     total, index, seqs = sum(s.depth for s in stages), 0, []
     for stage in stages:
-        blocks = []
+        blocks, first = [], index
         for j in range(stage.depth):
             blocks.append(
                 block(
@@ -84,6 +85,7 @@ def build_stages(
                 )
             )
             in_chans = blocks[-1].branch.out_chans
+            blocks[-1].stage_start = first  # LAuReL-PA mixes only this stage's activations (a static bound)
             index += 1
         seqs.append(nn.Sequential(*blocks))
     return nn.Sequential(*seqs), in_chans
@@ -91,11 +93,13 @@ def build_stages(
 
 # The options every residual CNN builder hands to each of its blocks, unchanged (see ConvBlock's Args).
 BLOCK_OPTIONS = ("shortcut", "downsample", "zero_init_last", "drop_path_rate", "layer_scale_init")
+# The head's options (timm's ``global_pool`` and ``drop_rate``), handed to the network shell unchanged.
+HEAD_OPTIONS = ("global_pool", "head_drop_rate")
 
 
 def block_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The shared block options among a builder's arguments (its ``locals()``): written out once, here."""
-    return {k: options[k] for k in BLOCK_OPTIONS if k in options}
+    """The shared block and head options among a builder's arguments (its ``locals()``): written out once, here."""
+    return {k: options[k] for k in BLOCK_OPTIONS + HEAD_OPTIONS if k in options}
 
 
 def make_stem(in_chans: int, width: int, kind: StemKind, *, norm_layer: str | NormFactory | None) -> nn.Sequential:
@@ -119,7 +123,7 @@ def make_stem(in_chans: int, width: int, kind: StemKind, *, norm_layer: str | No
     return stem
 
 
-class ResidualCNN(nn.Module):
+class ResidualCNN(ClassifierMixin, nn.Module):
     """stem -> stages -> final -> pool -> fc; the blocks are run one by one, with ``hiddens`` for LAuReL-PA.
 
     ``block`` is a ``BLOCKS`` name (``basic``, ``bottleneck``, ``preact_basic``, ``preact_bottleneck``);
@@ -129,12 +133,18 @@ class ResidualCNN(nn.Module):
     Args:
         block: the block's registry name.
         stages: the :class:`Stage` list (depth, width, stride of each).
-        num_classes: classes of the linear head; in_chans: input channels.
+        num_classes: classes of the linear head (0: none, ``forward`` returns the pooled features);
+            in_chans: input channels.
         stem: ``cifar`` (3x3 conv) or ``imagenet`` (7x7/2 conv + max-pool); stem_width: its channels.
         shortcut: the rule of every block: a name, ``{"name": ..., **options}`` or a factory.
         norm_layer: ``batchnorm`` or a factory ``chans -> nn.Module``.
+        global_pool: ``avg``, ``max`` or ``""`` (no pooling); head_drop_rate: dropout before the classifier
+            (timm's ``drop_rate``).
         block_options: passed to every block (:class:`~resblocks.blocks.conv.ConvBlock`'s Args: ``downsample``,
             ``zero_init_last``, ``drop_path_rate``, ``layer_scale_init``, ``drop_rate``, ``groups``, ...).
+
+    The timm interface (:mod:`resblocks.models._interface`): ``forward_features`` is the last feature map
+    ``[B, num_features, h, w]``, ``feature_info`` lists the stem and each stage.
     """
 
     def __init__(
@@ -148,11 +158,13 @@ class ResidualCNN(nn.Module):
         stem_width: int = 16,
         shortcut: ShortcutSpec | ShortcutFactory = "identity",
         norm_layer: str | NormFactory = nn.BatchNorm2d,
+        global_pool: str = "avg",
+        head_drop_rate: float = 0.0,
         **block_options: Any,
     ) -> None:
         super().__init__()
-        check(num_classes >= 1, "num_classes", f"{num_classes}; valid: an integer >= 1")
         check(in_chans >= 1, "in_chans", f"{in_chans}; valid: an integer >= 1")
+        self.in_chans = in_chans
         block_cls = BLOCKS.get(block)
         preact = block_cls.preact  # pre-act nets: bare-conv stem, final BN-ReLU
         self.stem = make_stem(in_chans, stem_width, stem, norm_layer=None if preact else norm_layer)
@@ -165,9 +177,23 @@ class ResidualCNN(nn.Module):
             **block_options,
         )
         self.final = norm_act(self.num_features, norm_layer, nn.ReLU) if preact else nn.Identity()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.num_features, num_classes)  # torch's default Linear init, as torchvision
+        # pool -> head_drop -> fc, torch's default Linear init as torchvision
+        self.init_head(self.num_features, num_classes, global_pool=global_pool, head_drop_rate=head_drop_rate)
         self.reads_previous = any(m.shortcut.num_previous for m in self.modules() if isinstance(m, Residual))
+        self.feature_info = self._feature_info(stem, stem_width, stages)
+
+    def _feature_info(self, stem: StemKind, stem_width: int, stages: Sequence[Stage]) -> list[dict[str, Any]]:
+        """timm's ``feature_info``: the stem's output (before an ImageNet stem's max-pool), then each stage's."""
+        names = list(self.stem._modules)
+        stem_module = "stem" if "maxpool" not in names else f"stem.{names[names.index('maxpool') - 1]}"
+        reduction = 1 if stem == "cifar" else 2
+        info = [dict(num_chs=stem_width, reduction=reduction, module=stem_module)]
+        reduction *= 1 if stem == "cifar" else 2  # the max-pool
+        for i, (spec, stage) in enumerate(zip(stages, self.stages)):
+            reduction *= spec.stride
+            last = f"stages.{i}.{len(stage) - 1}"  # the stage's last block: its output is the stage's
+            info.append(dict(num_chs=stage[-1].branch.out_chans, reduction=reduction, module=last))
+        return info
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -202,8 +228,62 @@ class ResidualCNN(nn.Module):
                 x = block(x, hiddens=hiddens)
         return self.final(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.forward_features(x)), 1))
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: Indices = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's ``forward_intermediates``: the features listed in ``feature_info`` (``indices``: all if None,
+        the last n if an int), and ``forward_features``' output unless ``intermediates_only``. ``norm=True``
+        passes the last stage's output through the pre-activation nets' final BN-ReLU."""
+        check(output_fmt == "NCHW", "output_fmt", f"{output_fmt!r}; valid: NCHW")
+        take, max_index = take_indices(len(self.feature_info), indices)
+        intermediates = []
+        feat = None
+        for name, layer in self.stem.named_children():
+            if name == "maxpool":
+                feat = x  # the stem's feature is the map before the max-pool (timm's ``act1``)
+            x = layer(x)
+        if 0 in take:
+            intermediates.append(x if feat is None else feat)
+        hiddens: Hiddens | None = {} if self.reads_previous else None
+        last = len(self.stages)
+        stages = self.stages[:max_index] if stop_early else self.stages
+        i = 0
+        for i, stage in enumerate(stages, start=1):
+            for block in stage:
+                x = block(x, hiddens=hiddens)
+            if i in take:
+                intermediates.append(self.final(x) if norm and i == last else x)
+        if intermediates_only:
+            return intermediates
+        return (self.final(x) if i == last else x), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: Indices = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last feature ``indices`` asks for (timm's ``FeatureGetterNet`` calls this)."""
+        take, max_index = take_indices(len(self.feature_info), indices)
+        for i in range(max_index, len(self.stages)):
+            self.stages[i] = nn.Sequential()
+        if max_index == 0 and hasattr(self.stem, "maxpool"):
+            self.stem.maxpool = nn.Identity()
+        if prune_norm or max_index < len(self.stages):
+            self.final = nn.Identity()
+        if max_index < len(self.stages):
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or max_index < len(self.stages):
+            self.reset_classifier(0, "")
+        return take
+
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups for layer-wise learning-rate decay (timm): the stem, then stages or blocks."""
+        blocks = r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)"
+        return {"stem": r"^stem", "blocks": [(blocks, None), (r"^final", (99999,))]}
 
 
 __all__ = [

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..branches.conv import conv1x1, conv3x3, init_conv_bn_
 from ..errors import check
 from . import MODELS
 from ._cnn import blocks_per_stage
+from ._interface import ClassifierMixin, Indices, take_indices
 from ._variants import register_variant
 
 
@@ -47,7 +49,13 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Sequential):
-    """``x <- cat([x, H_l(x)])`` for each layer: ``in_chans + num_layers * k`` channels out."""
+    """``x <- cat([x, H_l(x)])`` for each layer: ``in_chans + num_layers * k`` channels out.
+
+    ``grad_checkpointing = True`` recomputes each ``H_l`` in the backward (non-reentrant checkpoint;
+    torchvision's ``memory_efficient``).
+    """
+
+    grad_checkpointing: bool = False
 
     def __init__(self, num_layers: int, in_chans: int, growth_rate: int, bn_size: int, drop_rate: float) -> None:
         super().__init__(
@@ -58,8 +66,9 @@ class DenseBlock(nn.Sequential):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ckpt = self.grad_checkpointing and torch.is_grad_enabled()
         for layer in self:
-            x = torch.cat([x, layer(x)], 1)
+            x = torch.cat([x, checkpoint(layer, x, use_reentrant=False) if ckpt else layer(x)], 1)
         return x
 
 
@@ -71,8 +80,15 @@ def transition(in_chans: int, out_chans: int) -> nn.Sequential:
     )
 
 
-class DenseNet(nn.Module):
-    """features (stem, dense blocks, transitions, norm5) -> ReLU -> global average pool -> classifier."""
+class DenseNet(ClassifierMixin, nn.Module):
+    """features (stem, dense blocks, transitions, norm5) -> ReLU -> global average pool -> classifier.
+
+    The timm interface (:mod:`resblocks.models._interface`): ``forward_features`` is ``ReLU(norm5(.))``'s map,
+    ``feature_info`` lists the stem and each dense block; ``global_pool`` and ``head_drop_rate`` (timm's
+    ``drop_rate``; ``drop_rate`` here is torchvision's dropout after every dense layer) shape the head.
+    """
+
+    classifier_name = "classifier"
 
     def __init__(
         self,
@@ -86,9 +102,10 @@ class DenseNet(nn.Module):
         drop_rate: float = 0.0,
         stem: Literal["cifar", "imagenet"] = "cifar",
         in_chans: int = 3,
+        global_pool: str = "avg",
+        head_drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        check(num_classes >= 1, "num_classes", f"{num_classes}; valid: an integer >= 1")
         check(0.0 < compression <= 1.0, "compression", f"{compression}; valid: (0, 1]")
         check(stem in ("cifar", "imagenet"), "stem", f"unknown kind {stem!r}; valid: cifar, imagenet")
         if (
@@ -102,27 +119,85 @@ class DenseNet(nn.Module):
                 ("relu0", nn.ReLU()),
                 ("pool0", nn.MaxPool2d(3, stride=2, padding=1)),
             ]
-        chans = num_init_features
+        chans, reduction = num_init_features, 1 if stem == "cifar" else 2
+        # timm's feature_info: the stem's map (before an ImageNet stem's pool0), then each dense block's output
+        stem_tap = "features.conv0" if stem == "cifar" else "features.relu0"
+        self.feature_info = [dict(num_chs=chans, reduction=reduction, module=stem_tap)]
+        reduction *= 1 if stem == "cifar" else 2  # pool0
         for i, num_layers in enumerate(block_config):
             layers.append((f"denseblock{i + 1}", DenseBlock(num_layers, chans, growth_rate, bn_size, drop_rate)))
             chans += num_layers * growth_rate
+            tap = f"features.denseblock{i + 1}"
+            self.feature_info.append(dict(num_chs=chans, reduction=reduction * 2**i, module=tap))
             if i < len(block_config) - 1:
                 layers.append((f"transition{i + 1}", transition(chans, int(chans * compression))))
                 chans = int(chans * compression)
         layers.append(("norm5", nn.BatchNorm2d(chans)))
         self.features = nn.Sequential(OrderedDict(layers))
         self.act = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(chans, num_classes)
-        self.num_features = chans
+        self.in_chans = in_chans
+        self.init_head(chans, num_classes, global_pool=global_pool, head_drop_rate=head_drop_rate)
         init_conv_bn_(self.features)
-        nn.init.zeros_(self.classifier.bias)
+
+    def _init_classifier(self, layer: nn.Linear) -> None:
+        nn.init.zeros_(layer.bias)  # torchvision
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.features(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.forward_features(x)), 1))
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: Indices = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's ``forward_intermediates``: the stem's map and each dense block's output (``feature_info``),
+        and ``forward_features``' output unless ``intermediates_only``; ``norm=True`` passes the last block's
+        output through ``norm5`` and the ReLU."""
+        check(output_fmt == "NCHW", "output_fmt", f"{output_fmt!r}; valid: NCHW")
+        take, max_index = take_indices(len(self.feature_info), indices)
+        taps = {fi["module"].removeprefix("features."): j for j, fi in enumerate(self.feature_info)}
+        last, intermediates, finished = len(self.feature_info) - 1, [], True
+        for name, layer in self.features.named_children():
+            x = layer(x)
+            j = taps.get(name)
+            if j is not None and j in take:
+                intermediates.append(self.act(self.features.norm5(x)) if norm and j == last else x)
+            if stop_early and j == max_index and j < last:
+                finished = False
+                break
+        if intermediates_only:
+            return intermediates
+        return (self.act(x) if finished else x), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: Indices = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop what follows the last feature ``indices`` asks for (timm's ``FeatureGetterNet`` calls this)."""
+        take, max_index = take_indices(len(self.feature_info), indices)
+        last = len(self.feature_info) - 1
+        names = list(self.features._modules)
+        keep = names.index(self.feature_info[max_index]["module"].removeprefix("features."))
+        for name in names[keep + 1 :]:
+            if name != "norm5" or prune_norm or max_index < last:
+                setattr(self.features, name, nn.Identity())
+        if max_index < last:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or max_index < last:
+            self.reset_classifier(0, "")
+        return take
+
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups (timm's DenseNet): the stem, then dense blocks with their transitions."""
+        blocks: Any = (
+            r"^features\.(?:denseblock|transition)(\d+)"
+            if coarse
+            else [(r"^features\.denseblock(\d+)\.denselayer(\d+)", None), (r"^features\.transition(\d+)", (99999,))]
+        )
+        return {"stem": r"^features\.(?:conv|norm|relu|pool)0", "blocks": blocks, "final": r"^features\.norm5"}
 
 
 def _no_shortcut(shortcut: None) -> None:
@@ -146,6 +221,8 @@ def densenet(
     stem: Literal["cifar", "imagenet"] = "imagenet",
     in_chans: int = 3,
     shortcut: None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """DenseNet-BC with ``block_config`` layers per dense block. ``shortcut`` must be None: there is none."""
     _no_shortcut(shortcut)
@@ -159,6 +236,8 @@ def densenet(
         drop_rate=drop_rate,
         stem=stem,
         in_chans=in_chans,
+        global_pool=global_pool,
+        head_drop_rate=head_drop_rate,
     )
 
 
@@ -171,6 +250,8 @@ def densenet_bc(
     drop_rate: float = 0.0,
     in_chans: int = 3,
     shortcut: None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """CIFAR DenseNet-BC-``depth`` (k = ``growth_rate``): three dense blocks of (depth-4)/6 layers, 2k stem filters.
 
@@ -186,6 +267,8 @@ def densenet_bc(
         stem="cifar",
         in_chans=in_chans,
         shortcut=shortcut,
+        global_pool=global_pool,
+        head_drop_rate=head_drop_rate,
     )
 
 

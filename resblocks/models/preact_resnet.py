@@ -35,11 +35,14 @@ def preact_resnet(
     zero_init_last: bool = False,
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """CIFAR pre-act ResNet-``depth``: ``block="basic"`` needs depth 6n+2, ``"bottleneck"`` depth 9n+2.
 
-    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
-    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    Args: ``num_classes``/``in_chans`` size head and stem (``num_classes=0``: no classifier); the residual
+    options go to every block as they are (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`);
+    ``global_pool`` (``avg``, ``max``, ``""``) and ``head_drop_rate`` (timm's ``drop_rate``) shape the head.
     """
     check(block in ("basic", "bottleneck"), "block", f"{block!r}; valid: basic, bottleneck")
     n = blocks_per_stage(depth, per_block=2 if block == "basic" else 3, extra=2)

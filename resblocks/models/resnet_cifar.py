@@ -30,13 +30,16 @@ def cifar_resnet(
     zero_init_last: bool = False,
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """ResNet-``depth`` for 32x32 (or 28x28) images; ``depth`` = 6n+2, stage widths ``width * (1, 2, 4)``.
 
     ``shortcut="none"`` is the paper's plain net of the same depth (Fig. 6 left).
 
-    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
-    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    Args: ``num_classes``/``in_chans`` size head and stem (``num_classes=0``: no classifier); the residual
+    options go to every block as they are (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`);
+    ``global_pool`` (``avg``, ``max``, ``""``) and ``head_drop_rate`` (timm's ``drop_rate``) shape the head.
     """
     n = blocks_per_stage(depth, per_block=2, extra=2)
     return ResidualCNN(

@@ -59,6 +59,8 @@ def resnet(
     zero_init_last: bool = False,
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """ImageNet ResNet with ``layers`` blocks per stage; ``block`` is ``basic`` or ``bottleneck``.
 
@@ -66,8 +68,9 @@ def resnet(
     ``preact=True`` uses pre-activation blocks (arXiv 1603.05027) with a bare 7x7 conv + max-pool
     stem and a final BN-ReLU, as timm's ResNetV2; not a reproduction of a specific paper table.
 
-    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
-    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    Args: ``num_classes``/``in_chans`` size head and stem (``num_classes=0``: no classifier); the residual
+    options go to every block as they are (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`);
+    ``global_pool`` (``avg``, ``max``, ``""``) and ``head_drop_rate`` (timm's ``drop_rate``) shape the head.
     """
     check(block in ("basic", "bottleneck"), "block", f"{block!r}; valid: basic, bottleneck")
     check(len(layers) == 4 and all(n >= 1 for n in layers), "layers", f"{tuple(layers)}; valid: four integers >= 1")

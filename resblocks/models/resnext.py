@@ -33,11 +33,14 @@ def resnext(
     zero_init_last: bool = False,
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """CIFAR ResNeXt-``depth`` (``cardinality`` x ``base_width``d); depth = 9n+2.
 
-    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
-    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    Args: ``num_classes``/``in_chans`` size head and stem (``num_classes=0``: no classifier); the residual
+    options go to every block as they are (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`);
+    ``global_pool`` (``avg``, ``max``, ``""``) and ``head_drop_rate`` (timm's ``drop_rate``) shape the head.
     """
     n = blocks_per_stage(depth, per_block=3, extra=2)
     return ResidualCNN(

@@ -35,11 +35,14 @@ def wide_resnet(
     zero_init_last: bool = False,
     drop_path_rate: float = 0.0,
     layer_scale_init: float | None = None,
+    global_pool: str = "avg",
+    head_drop_rate: float = 0.0,
 ) -> nn.Module:
     """WRN-``depth``-``widen_factor``: ``depth`` = 6n+4 for n blocks per stage (the official code's check).
 
-    Args: ``num_classes``/``in_chans`` size head and stem; the residual options go to every block as they are
-    (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`).
+    Args: ``num_classes``/``in_chans`` size head and stem (``num_classes=0``: no classifier); the residual
+    options go to every block as they are (``BLOCK_OPTIONS``, documented by :class:`~resblocks.blocks.conv.ConvBlock`);
+    ``global_pool`` (``avg``, ``max``, ``""``) and ``head_drop_rate`` (timm's ``drop_rate``) shape the head.
     """
     check(widen_factor >= 1, "widen_factor", f"{widen_factor}; valid: an integer >= 1")
     check(0.0 <= dropout < 1.0, "dropout", f"{dropout}; valid: [0, 1)")

@@ -29,18 +29,22 @@ Layout = Literal["token", "image"]
 Hiddens = dict[int, torch.Tensor]
 
 
-def previous_activations(hiddens: Hiddens | None, index: int, like: torch.Tensor, n: int) -> list[torch.Tensor]:
+def previous_activations(
+    hiddens: Hiddens | None, index: int, like: torch.Tensor, n: int, first: int = 0
+) -> list[torch.Tensor]:
     """Up to ``n`` inputs of the sub-layers before ``index``, newest first, with ``like``'s shape.
 
-    Stops at the first missing entry or different shape (an earlier resolution stage): LAuReL-PA only
-    mixes activations of one stage.
+    Stops at ``first`` (the first sub-layer of this one's resolution stage, where the model knows it), at
+    the first missing entry, or at a different shape (an earlier stage): LAuReL-PA only mixes activations
+    of one stage. The shape test runs on real tensors only: under torch.fx tracing shapes are symbolic,
+    and the static ``first`` (set by the models' stage builder) alone decides.
     """
     out: list[torch.Tensor] = []
     if hiddens is None:
         return out
-    for j in range(index - 1, max(index - 1 - n, -1), -1):
+    for j in range(index - 1, max(index - 1 - n, first - 1), -1):
         a = hiddens.get(j)
-        if a is None or a.shape != like.shape:
+        if a is None or (not isinstance(a, torch.fx.Proxy) and a.shape != like.shape):
             break
         out.append(a)
     return out
@@ -172,10 +176,12 @@ def channel_weight(layer: nn.Module) -> torch.Tensor:
 
 
 def channel_view(site: Site, p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A learned scalar or per-channel ``[D]`` vector, shaped to broadcast against ``like`` and in its dtype.
+    """A learned per-channel ``[D]`` vector, shaped to broadcast against ``like`` and in its dtype.
 
     The cast keeps a bf16 stream in bf16: an fp32 ``[D]`` vector times a bf16 tensor would promote
-    the whole activation to fp32 (0-dim scalars do not promote, vectors do).
+    the whole activation to fp32 (0-dim scalars do not promote, vectors do, so scalars need no view).
+    The shape comes from the site's layout alone (tokens ``[..., D]``, images ``[B, D, H, W]``), never from
+    the tensors, so the rules stay traceable by torch.fx.
     """
     p = p.to(like.dtype)
-    return p if p.ndim == 0 else p.view(site.channel_shape(like.ndim))
+    return p if site.layout == "token" else p.view(site.channel_shape(4))

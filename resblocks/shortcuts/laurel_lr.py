@@ -12,6 +12,9 @@ from .base import Layout, Site
 
 LR_INITS = ("xavier", "column_orthogonal")
 
+# One leaf op in a torch.fx graph: it builds its output shape from the input's in Python.
+torch.fx.wrap("channel_matmul")
+
 
 class LowRank(nn.Module):
     """``up_j(down_j(x_j))`` for ``j < lags``: rank-``r`` maps over the channel dim, applied in one batch.

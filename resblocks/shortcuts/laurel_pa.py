@@ -12,6 +12,9 @@ from .base import Site
 from .laurel_lr import LowRank
 from .weighted_sum import weighted_sum
 
+# One leaf op in a torch.fx graph: the fused autograd function checks its arguments in Python.
+torch.fx.wrap("weighted_sum")
+
 
 class PreviousActivations(nn.Module):
     """``sum_{j=0}^{k-1} gamma_j h_j(x_{i-j})`` (LAuReL eq. 4; eq. 6 with per-lag low-rank ``h_j``).

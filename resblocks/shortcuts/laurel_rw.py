@@ -11,6 +11,9 @@ from ..errors import ConfigError
 from .base import Site, channel_view
 from .weighted_sum import weighted_sum
 
+# One leaf op in a torch.fx graph: the fused autograd function checks its arguments in Python.
+torch.fx.wrap("weighted_sum")
+
 RW_NORMS = ("none", "softmax", "sigmoid")
 
 
@@ -60,6 +63,7 @@ class ResidualWeights(nn.Module):
             self._init = {"alpha_logit": math.log(a), "beta_logit": math.log(b)}
         else:  # sigmoid(log(a / b)) = a when b = 1 - a
             self._init = {"alpha_logit": math.log(a / b)}
+        self.per_channel = per_channel
         shape = (site.dim,) if per_channel else ()
         for name in self._init:
             setattr(self, name, nn.Parameter(torch.empty(shape)))
@@ -89,7 +93,7 @@ class ResidualWeights(nn.Module):
 
     def forward(self, fx: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         alpha, beta = self.weights()
-        if alpha.ndim == 0:  # scalar RW: one fused pass (see weighted_sum)
+        if not self.per_channel:  # scalar RW: one fused pass (see weighted_sum)
             return weighted_sum(torch.stack([alpha, beta]), (fx, g))
         return channel_view(self.site, alpha, fx) * fx + channel_view(self.site, beta, g) * g
 

@@ -72,3 +72,91 @@ def test_model_in_user_lightning_module_trains() -> None:
     assert module.trainer.global_step == 3
     assert all(torch.isfinite(p).all() for p in module.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(w0, module.parameters()))
+
+
+# --- lightning-hydra-template: its model config with `net: {_target_: resblocks.build_model, ...}` (docs/reuse.md)
+
+
+class TemplateModule(L.LightningModule):
+    """lightning-hydra-template's MNISTLitModule, reduced to what checkpoints see: the same constructor and
+    ``save_hyperparameters`` call (``ignore`` as the docs' fix 1 says, or as the template has it)."""
+
+    ignore: list[str] | None = ["net"]
+
+    def __init__(self, net: nn.Module, optimizer, scheduler, compile: bool) -> None:  # noqa: A002
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=self.ignore)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.log("train/loss", loss)
+        return loss
+
+    def test_step(self, batch, _):
+        x, y = batch
+        self.log("test/loss", F.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        optimizer = self.hparams.optimizer(params=self.trainer.model.parameters())
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.hparams.scheduler(optimizer=optimizer),
+                                                         "monitor": "train/loss", "interval": "epoch"}}
+
+
+class TemplateAsShipped(TemplateModule):
+    ignore = None  # the template's own `self.save_hyperparameters(logger=False)`
+
+
+def template_config(module: type) -> "DictConfig":  # noqa: F821
+    import re
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reuse.md").read_text()
+    section = doc[doc.index("## A model in lightning-hydra-template"):]
+    cfg = OmegaConf.create(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    cfg._target_ = f"{__name__}.{module.__name__}"
+    return cfg
+
+
+def test_lightning_hydra_template_swap_and_its_checkpoint_pitfalls(tmp_path) -> None:
+    import pytest
+    from hydra.utils import instantiate
+
+    data = DataLoader(TensorDataset(torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))), batch_size=8)
+
+    def fit(module: L.LightningModule, root: str) -> tuple[L.Trainer, str]:
+        trainer = L.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=str(tmp_path / root))
+        trainer.fit(module, data)
+        return trainer, trainer.checkpoint_callback.best_model_path
+
+    torch.manual_seed(0)
+    shipped = instantiate(template_config(TemplateAsShipped))
+    assert type(shipped.net.stages[0][0].shortcut).__name__ == "LaurelRWLR" and shipped.net.in_chans == 1
+    trainer, ckpt = fit(shipped, "shipped")
+    with pytest.raises(Exception, match="Weights only load failed"):  # pitfall 1: the pickled nn.Module
+        trainer.test(shipped, data, ckpt_path=ckpt, verbose=False)
+
+    model = instantiate(template_config(TemplateModule))  # fix 1: save_hyperparameters(ignore=["net"])
+    trainer, ckpt = fit(model, "fixed")
+    with pytest.raises(Exception, match="Weights only load failed"):  # pitfall 2: the optimizer's partial
+        trainer.test(model, data, ckpt_path=ckpt, verbose=False)
+    trainer.test(model, data, ckpt_path=ckpt, verbose=False, weights_only=False)  # fix 2, a trusted file
+    net = instantiate(template_config(TemplateModule).net)
+    loaded = TemplateModule.load_from_checkpoint(ckpt, net=net, weights_only=False)
+    for a, b in zip(loaded.net.state_dict().values(), model.net.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+    import importlib
+
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(ckpt)  # fix 2, allow-listed
+    assert not any(n.startswith("resblocks") for n in names)
+    allowed = [getattr(importlib.import_module(n.rpartition(".")[0]), n.rpartition(".")[2]) for n in names]
+    with torch.serialization.safe_globals(allowed):
+        TemplateModule.load_from_checkpoint(ckpt, net=instantiate(template_config(TemplateModule).net))

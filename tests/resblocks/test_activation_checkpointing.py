@@ -71,3 +71,35 @@ def test_checkpointed_model_equals_the_plain_one(fname: str, rule: str, norm: st
 
 def test_every_rule_is_covered() -> None:
     assert {c.values[1] for c in cases()} == set(SHORTCUTS.names())
+
+
+IMAGE_FAMILIES = ["cifar_resnet", "preact_resnet", "resnet", "wide_resnet", "resnext", "densenet_bc", "vit"]
+
+
+@pytest.mark.parametrize("fname", IMAGE_FAMILIES)
+def test_set_grad_checkpointing_equals_the_plain_model(fname: str) -> None:
+    """``model.set_grad_checkpointing()`` (timm's switch): each ``Residual`` checkpoints itself, non-reentrant."""
+    fam = FAMILIES[fname]
+    rule = "laurel_rw_lr_pa" if fam.accepts_shortcut else None  # earlier activations through the checkpoints
+    extra = MODIFIERS if fam.accepts_shortcut else {}
+    torch.manual_seed(0)
+    plain = build(fam, rule, None, **extra).train()
+    with torch.no_grad():
+        for name, p in plain.named_parameters():
+            if ".shortcut." in name:
+                p.add_(0.1 * torch.randn_like(p))
+    ckpt = copy.deepcopy(plain)
+    ckpt.set_grad_checkpointing()
+    inputs, y = fam.make_batch(torch.Generator().manual_seed(0))
+    outs, grads, saved = [], [], []
+    for model in (plain, ckpt):
+        torch.manual_seed(1)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(model) or t, lambda t: t):
+            out = model(*inputs)
+        fam.loss(out, y).backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert saved.count(ckpt) < saved.count(plain)  # fewer activations kept for the backward
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=0)
+    for n, g in grads[0].items():
+        torch.testing.assert_close(grads[1][n], g, rtol=1e-6, atol=1e-7, msg=n)

@@ -38,3 +38,29 @@ def test_duplicate_registration_refused() -> None:
     reg = make_registry()
     with pytest.raises(ConfigError, match="registered twice"):
         reg.register("lin")(nn.Identity)
+
+
+def test_missing_required_option_names_it() -> None:
+    reg: Registry = Registry("widget", reserved=("site",))
+
+    @reg.register("need")
+    def need(site: int, width: int, *, classes: int, bias: bool = True) -> tuple:
+        return site, width, classes, bias
+
+    assert reg.build("need", 0, 4, classes=2) == (0, 4, 2, True)  # positional arguments count as given
+    assert reg.build("need", 0, width=4, classes=2) == (0, 4, 2, True)
+    with pytest.raises(ConfigError, match=r"^widget\.classes: missing \(required by widget 'need'\); valid: classes=<int>$"):
+        reg.build("need", 0, 4)
+    with pytest.raises(ConfigError, match=r"^widget\.width: missing"):
+        reg.build("need", 0, classes=2)
+    with pytest.raises(TypeError):  # a reserved argument is the framework's: its absence is not a user error
+        reg.build("need", width=4, classes=2)
+
+
+def test_build_model_without_num_classes_is_a_config_error() -> None:
+    import resblocks
+
+    with pytest.raises(ConfigError, match=r"^model\.num_classes: missing \(required by model 'cifar_resnet56'\)"):
+        resblocks.build_model("cifar_resnet56", shortcut="laurel_rw")
+    with pytest.raises(ConfigError, match=r"^model\.vocab_size: missing \(required by model 'gpt_nano'\)"):
+        resblocks.build_model("gpt_nano")

@@ -34,7 +34,8 @@ def test_pooling_and_token_count(pool: str) -> None:
         tokens = torch.cat((model.cls_token.expand(2, -1, -1), tokens), dim=1)
     x = model.stack(tokens + model.pos_embed)
     want = x[:, 0] if pool == "cls" else x.mean(1)
-    assert torch.allclose(model.forward_features(img), want, atol=1e-6)
+    assert torch.allclose(model.forward_features(img), x, atol=1e-6)  # unpooled tokens, as timm's ViT
+    assert torch.allclose(model.forward_head(model.forward_features(img), pre_logits=True), want, atol=1e-6)
     assert torch.allclose(model(img), model.head(want), atol=1e-6)
 
 
