@@ -25,7 +25,7 @@ from .build import build_module, fast_path_for, plain, validate
 from .errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, config_error_line, debug_requested
 from .engine.fast_path import Decision
 from .runs.plan import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
-from .tracking.summary import RunSummary, collect_metrics
+from .tracking.summary import RunSummary, collect_metrics, hydra_overrides, resolved_choices
 from .tracking.loggers import redact_secrets
 
 _task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
@@ -125,6 +125,7 @@ def train(
     from .diagnostics import recipe_callbacks
     from .engine.divergence import DivergenceGuard
     from .tracking.loggers import build_logger, finish, rewind_logs
+    from .tracking.progress import progress_callbacks
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # parallel study jobs: one thread each, jobs = cores
@@ -143,8 +144,10 @@ def train(
     ckpts = checkpoint_callbacks(cfg.checkpoint, plan.ckpt_dir)
     guard = DivergenceGuard(cfg.divergence.action, cfg.divergence.max_skips, cfg.divergence.grad_norms)
     diagnostics = recipe_callbacks(cfg, plan.run_dir)  # residual/* scalars and pictures (diagnostics=off: none)
+    progress = progress_callbacks(cfg.trainer.enable_progress_bar)  # stdout not a terminal: a line per 30 s
     trainer = build_trainer(
-        cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *diagnostics, *callbacks], logger, decision
+        cfg, plan, [*ckpts, RunState(resolved, plan), monitor, guard, *diagnostics, *callbacks, *progress], logger,
+        decision,
     )
     if logger:
         logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
@@ -170,6 +173,7 @@ def train(
             params=sum(p.numel() for p in module.parameters()),
             tracker=_tracker_info(logger) if trainer.is_global_zero else None,
             resumed_from=str(plan.ckpt_path) if plan.ckpt_path else None,
+            overrides=hydra_overrides(), choices=resolved_choices(cfg),
         )  # fmt: skip
         if trainer.is_global_zero:
             if cfg.sample.tokens and hasattr(module, "sample") and cfg.trainer.strategy != "fsdp":

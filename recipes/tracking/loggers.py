@@ -109,9 +109,12 @@ def build_logger(
         return False
     from lightning.pytorch.loggers import CSVLogger
 
+    from .csv_log import StepCSVLogger
+
     def csv_logger() -> CSVLogger:
-        # CSVLogger clears an existing metrics.csv, so each invocation gets its own version_N folder.
-        return CSVLogger(save_dir=run_dir, name="csv")
+        # CSVLogger clears an existing metrics.csv, so each invocation gets its own version_N folder;
+        # StepCSVLogger writes one row per step (a validation's metrics join the step's training row).
+        return StepCSVLogger(save_dir=run_dir, name="csv")
 
     if cfg.name == "csv":
         return csv_logger()

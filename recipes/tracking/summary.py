@@ -1,7 +1,13 @@
-"""The end-of-run summary: printed to the console and written to ``<run_dir>/summary.json``."""
+"""The end-of-run summary: printed to the console and written to ``<run_dir>/summary.json``.
+
+It names the run's command-line overrides (in a sweep job: the swept values among them), so a sweep's
+summaries tell their variants apart, and records the choices they resolved to (model, shortcut rule with
+its options, norm placement, seed), the model's own defaults filled in where the config left them unset.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -23,13 +29,16 @@ class RunSummary:
     resumed_from: str | None = None
     sample: str | None = None
     params: int | None = None  # the network's parameter count (tied weights once)
+    overrides: list[str] = field(default_factory=list)  # the command line's overrides (Hydra's task overrides)
+    choices: dict[str, Any] = field(default_factory=dict)  # model, shortcut, norm, norm_layer, seed as resolved
 
     def metric(self, key: str | None) -> float | None:
         return self.metrics.get(key) if key else None
 
     def format(self) -> str:
         minutes, seconds = divmod(round(self.seconds), 60)
-        lines = [f"== {self.name}: {self.steps} steps in {minutes}m{seconds:02d}s (run id {self.run_id}) =="]
+        variant = f" [{' '.join(self.overrides)}]" if self.overrides else ""
+        lines = [f"== {self.name}{variant}: {self.steps} steps in {minutes}m{seconds:02d}s (run id {self.run_id}) =="]
         shown = {k: v for k, v in sorted(self.metrics.items()) if not k.startswith(("perf/", "lr"))}
         for stage in ("train", "val", "test"):
             row = [f"{k.split('/', 1)[1]} {_fmt(v)}" for k, v in shown.items() if k.startswith(stage + "/")]
@@ -52,6 +61,34 @@ class RunSummary:
 
 def _fmt(v: float) -> str:
     return f"{v:.4g}" if math.isfinite(v) and abs(v) < 1e5 else f"{v:.3e}"
+
+
+def hydra_overrides() -> list[str]:
+    """The overrides of the Hydra job running now (a sweep job's include its swept values); [] outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
+def resolved_choices(cfg: Any) -> dict[str, Any]:
+    """``{model, shortcut, norm, norm_layer, seed}`` as the run builds them: the groups folded into the model's
+    options (:func:`recipes.build.model_spec`), the builder's defaults where they are unset; a model without
+    such an option (a CNN's norm placement, DenseNet's shortcut) has none."""
+    import resblocks
+
+    from ..build import model_spec
+
+    name, opts = model_spec(cfg)
+    defaults = resblocks.MODELS.options(name)
+    choices: dict[str, Any] = {"model": name}
+    for key in ("shortcut", "norm", "norm_layer"):
+        value = opts.get(key, defaults.get(key))
+        if value is not inspect.Parameter.empty and key in defaults:
+            choices[key] = value if isinstance(value, (str, int, float, bool, dict, type(None))) else repr(value)
+    choices["seed"] = int(cfg.seed)
+    return choices
 
 
 def collect_metrics(callback_metrics: dict[str, Any]) -> dict[str, float]:

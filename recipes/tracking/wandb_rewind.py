@@ -83,6 +83,10 @@ class RewindingWandbLogger(WandbLogger):
 
     def __init__(self, *, rewind_to: int | None = None, resumed: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # Lightning always passes ``anonymous`` (None when unset); W&B >= 0.19 warns that the setting has no
+        # effect whenever it is passed at all, so an unset one is not passed.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
         self.rewind_to = rewind_to if rewind_to else None  # position 0: nothing logged, nothing to rewind
         self.start_position = 0
         self.numbered = not (resumed and self._wandb_init.get("mode") == "offline")  # _step continues the run's
