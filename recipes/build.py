@@ -158,20 +158,70 @@ def meta_net(cfg: DictConfig, dm: Any) -> nn.Module:
 # ----------------------------------------------------------------------------- fast path
 
 
-def fast_path_for(cfg: DictConfig, dm: Any, net: nn.Module | None = None) -> Decision:
+def fast_path_for(cfg: DictConfig, dm: Any, net: nn.Module | None = None, measure: bool = False) -> Decision:
     """The run's fast path (:func:`recipes.engine.fast_path.decide`) on the device ``trainer.accelerator`` trains on.
 
     A conv net is an image model whose weights are mostly conv kernels; ``net`` is the network if
     already built (any device, ``meta`` included), else it is built on the meta device.
+    ``measure``: on a CPU, decide the ``auto`` precision (and a conv net's ``auto`` channels-last) by a
+    timed calibration, cached (:mod:`recipes.engine.calibrate`; what ``recipes.train`` does).
     """
     from recipes.data import ImageClassificationData
 
     conv = isinstance(dm, ImageClassificationData) and is_conv_net(net if net is not None else meta_net(cfg, dm))
+    device = device_type(cfg.trainer.accelerator)
     return decide(
-        device_type(cfg.trainer.accelerator), conv_net=conv, precision=str(cfg.trainer.precision),
+        device, conv_net=conv, precision=str(cfg.trainer.precision),
         channels_last=cfg.channels_last, fused=cfg.optim.fused, compile=cfg.compile, optimizer=cfg.optim.name,
         clip_gradients=bool(cfg.trainer.gradient_clip_val),
+        measured=measure_fast_path(cfg, dm, conv) if measure and device == "cpu" else None,
     )  # fmt: skip
+
+
+def measure_fast_path(cfg: DictConfig, dm: Any, conv_net: bool) -> Any:
+    """The calibration's :class:`~recipes.engine.calibrate.Result` for this run on the CPU, or ``None`` where it
+    does not apply: turned off (``RESBLOCKS_CALIBRATE=0``), nothing left on ``auto``, several processes (each
+    would measure for itself and might choose differently), or a DataModule whose batch shape is unknown."""
+    from recipes.data import ImageClassificationData, LanguageModelData, TextClassificationData
+
+    from .engine import calibrate as cal
+    from .engine.fast_path import AUTO, bf16_fast
+
+    precision, layout = str(cfg.trainer.precision), cfg.channels_last
+    if not cal.enabled() or (precision != AUTO and (layout != AUTO or not conv_net)):
+        return None
+    if device_count(cfg.trainer) != 1 or cfg.trainer.get("num_nodes", 1) != 1:
+        return None
+    batch = int(_data_value(dm, "batch_size") or 0)
+    if isinstance(dm, ImageClassificationData):
+        shape = (batch, int(dm.in_chans), int(dm.image_size or 224), int(dm.image_size or 224))
+    elif isinstance(dm, (LanguageModelData, TextClassificationData)):
+        shape = (batch, int(_data_value(dm, "block_size") or 0))
+    else:
+        return None
+    if min(shape) <= 0:
+        return None
+    cands = cal.candidates(
+        None if precision == AUTO else precision in ("bf16-mixed", "bf16"),
+        None if layout == AUTO else bool(layout),
+        bf16_native=bf16_fast("cpu")[0],
+        conv_net=conv_net,
+    )
+    if len(cands) < 2:  # e.g. a GPT on a CPU without native bf16: fp32, nothing to compare
+        return None
+    name, opts = model_spec(cfg)
+
+    def net() -> nn.Module:
+        return resblocks.build_model(name, **opts, **data_derived(name, opts, dm, placeholders=True))
+
+    def batch_of(network: nn.Module) -> torch.Tensor:
+        if len(shape) == 4:
+            return torch.randn(shape)
+        ids = min((m.num_embeddings for m in network.modules() if isinstance(m, nn.Embedding)), default=2)
+        return torch.randint(0, ids, shape)
+
+    model = {"name": name, **opts, **data_derived(name, opts, dm, placeholders=True)}
+    return cal.calibrate(cal.Calibration(net, batch_of, cands, model=model, batch_shape=shape))
 
 
 # ----------------------------------------------------------------------------- data

@@ -132,7 +132,7 @@ def train(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.float32_matmul_precision:
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    decision = fast_path_for(cfg, dm)
+    decision = fast_path_for(cfg, dm, measure=True)  # on a CPU: a ~2 s calibration, cached per machine + model
     module = build_module(cfg, dm, decision)
     if launch_rank() == 0:
         print(decision.line(), flush=True)

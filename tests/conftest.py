@@ -23,6 +23,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# recipes.train measures the CPU fast path (recipes/engine/calibrate.py); tests use the CPU-flags rule, so a
+# run means the same whatever the load (tests/recipes/engine/test_calibrate.py turns it back on).
+os.environ["RESBLOCKS_CALIBRATE"] = "0"
 for _var in (
     "WANDB_CACHE_DIR",
     "WANDB_DATA_DIR",

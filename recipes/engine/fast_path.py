@@ -2,13 +2,17 @@
 
 Each switch is ``auto`` by default; an explicit value always wins. For ``auto``:
 
-* **precision** ``bf16-mixed`` (bf16 autocast; weights, gradients and optimiser state stay fp32) where
-  bf16 matmuls are fast: a CUDA GPU with native bf16 (Ampere and later), or a CPU with AVX512-BF16 or
-  AMX, where oneDNN runs bf16 GEMMs at ~4x its fp32 rate. Elsewhere bf16 is emulated, slower than
-  fp32: ``32-true``. Attention always runs through ``F.scaled_dot_product_attention`` (fused kernels).
+* **precision** ``bf16-mixed`` (bf16 autocast; weights, gradients and optimiser state stay fp32) on a CUDA
+  GPU with native bf16 (Ampere and later). On a CPU, a run of ``recipes.train`` *measures* it
+  (``recipes/engine/calibrate.py``): fp32 eager against bf16 autocast (where the CPU has AVX512-BF16 or
+  AMX; elsewhere bf16 is emulated, slower than fp32) on the run's own network and batch shape, cached
+  per machine and model shape; bf16 only if it is faster. Without a measurement (``validate``,
+  ``RESBLOCKS_CALIBRATE=0``, several processes) the CPU flags decide, as before: ``bf16-mixed`` where
+  the CPU has AVX512-BF16/AMX. Attention always runs through ``F.scaled_dot_product_attention``.
 * **channels-last** (NHWC) for conv nets, i.e. networks whose weights are mostly 2-D conv kernels
   (ResNets, not a ViT whose one conv is the patch embedding): oneDNN's and cuDNN's conv kernels
-  work in NHWC and reorder NCHW tensors around every conv otherwise.
+  work in NHWC and reorder NCHW tensors around every conv otherwise. On a CPU measured with the
+  precision (each precision with and without it), where a measurement is made.
 * **fused optimiser** (``fused=True``: one kernel for the whole AdamW/SGD update) where torch has
   fused kernels for the device (CPU and CUDA); on a Zen 5 CPU its update is 3x faster than ``foreach``.
   Not with ``16-mixed`` and gradient clipping: the fused step unscales the gradients itself, so
@@ -22,11 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from resblocks.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .calibrate import Result
 
 AUTO = "auto"
 SWITCHES = (AUTO, True, False)
@@ -170,11 +178,14 @@ def decide(
     compile: bool | str = AUTO,
     optimizer: str = "adamw",
     clip_gradients: bool = False,
+    measured: Result | None = None,
 ) -> Decision:
     """The fast path for training on ``device`` (a device or its type: ``cpu``, ``cuda``, ...).
 
     ``conv_net``: the network is a conv net (:func:`is_conv_net`) fed image batches.
     ``clip_gradients``: the trainer clips gradients (rules out ``fused`` under ``16-mixed``).
+    ``measured``: a calibration (:func:`recipes.engine.calibrate.calibrate`) that decides the ``auto``
+    precision and, for a conv net, the ``auto`` channels-last; explicit values still win.
     Raises ``ConfigError`` for a switch that is not ``auto``/``true``/``false``, or an explicit
     ``fused=true`` that cannot work.
     """
@@ -184,10 +195,15 @@ def decide(
     fused = check_switch("optim.fused", fused)
     compile = check_switch("compile", compile)
     prec, why_prec = resolve_precision(precision, kind)
+    if measured is not None and str(precision) == AUTO:
+        prec, why_prec = ("bf16-mixed" if measured.chosen.bf16 else "32-true"), measured.why()
     scaled_clipping = prec in ("16-mixed", "16") and clip_gradients
     why = {"precision": why_prec}
 
-    if channels_last == AUTO:
+    if channels_last == AUTO and measured is not None and conv_net:
+        channels_last = measured.chosen.channels_last
+        why["channels_last"] = "measured" if str(precision) == AUTO else measured.why()
+    elif channels_last == AUTO:
         channels_last, why["channels_last"] = conv_net, "conv net" if conv_net else "not a conv net"
     else:
         why["channels_last"] = f"channels_last={str(channels_last).lower()}"
