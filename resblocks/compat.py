@@ -57,6 +57,11 @@ def check_residual(rule: Any, branch: Any, *, placement: str | None, branch_out:
         )
         if at_zero
     ]
+    if zeros and not getattr(rule, "carries_stream", True):
+        raise ConfigError(
+            f"shortcut: {name} passes only F(x) on, and {zeros[0]}: the sub-layer outputs zeros and nothing "
+            "before it would ever get a gradient. valid: a branch that does not start at zero (e.g. zero_init_last=false)"
+        )
     if len(zeros) > 1:
         raise ConfigError(
             f"shortcut: {' and '.join(zeros)}; neither would ever get a gradient. "

@@ -102,6 +102,8 @@ class Shortcut(nn.Module):
       (ReZero). The block then refuses a branch whose last layer is also zero-initialised:
       with both at zero neither receives a gradient and the branch never trains.
     * ``requires_norm``: the norm placement the rule was defined for (DeepNorm: ``post_ln``).
+    * ``carries_stream``: the output contains ``x`` (False for the plain ``none``, ``F(x)`` alone: then a
+      branch that starts at zero outputs zeros, and nothing before it would ever get a gradient).
     * ``layouts``: tensor layouts it supports.
     * ``num_previous``: how many earlier same-shape sub-layer inputs the rule reads (LAuReL-PA:
       ``k - 1``). A rule with ``num_previous > 0`` is called ``forward(fx, x, prev)`` with ``prev``
@@ -118,6 +120,7 @@ class Shortcut(nn.Module):
 
     gates_branch_at_zero: ClassVar[bool] = False
     requires_norm: ClassVar[str | None] = None
+    carries_stream: ClassVar[bool] = True
     layouts: ClassVar[tuple[str, ...]] = ("token", "image")
     num_previous: int = 0
 

@@ -20,5 +20,7 @@ class IdentityShortcut(Shortcut):
 class NoShortcut(Shortcut):
     """``x_{l+1} = F(x_l)``: the plain network of He et al. 2016 (Fig. 6), for degradation studies."""
 
+    carries_stream = False
+
     def forward(self, fx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return fx

@@ -201,3 +201,10 @@ def test_registered_conv_blocks_are_residuals() -> None:
         assert isinstance(block, Residual)
         assert isinstance(block.post_act, nn.ReLU) == (not name.startswith("preact"))
     assert BLOCKS.options("bottleneck")["downsample"] == "conv"
+
+
+def test_a_plain_block_whose_branch_starts_at_zero_is_refused() -> None:
+    # x_{l+1} = F(x_l) with F = 0 at init outputs zeros: nothing before it would ever get a gradient.
+    with pytest.raises(ConfigError, match="^shortcut: NoShortcut passes only F.*zero_init_last=false"):
+        build_block("basic", 8, 8, shortcut="none", zero_init_last=True)
+    build_block("basic", 8, 8, shortcut="none")
