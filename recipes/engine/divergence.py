@@ -44,7 +44,7 @@ from torch import nn
 from ..errors import DivergenceError
 from ..config import DIVERGENCE_ACTIONS as ACTIONS
 
-__all__ = ["ACTIONS", "DivergenceError", "DivergenceGuard", "all_finite", "checkpoint_tensors"]
+__all__ = ["ACTIONS", "DivergenceError", "DivergenceGuard", "all_finite", "checkpoint_tensors", "quick_finite_flag"]
 
 
 def _finite(t: torch.Tensor) -> bool:
@@ -56,6 +56,21 @@ def finite_flag(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     if not tensors:
         return torch.ones((), dtype=torch.bool)
     norms = torch._foreach_norm(list(tensors), math.inf)  # max |x|: NaN propagates, no overflow
+    device = norms[0].device
+    return torch.stack([n.to(device) for n in norms]).isfinite().all()
+
+
+def quick_finite_flag(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor, true only if every element of ``tensors`` is finite, from their L2 norms (no host sync).
+
+    NaN and infinity propagate into the norm, so true means finite; false means a non-finite element *or*
+    a norm that overflowed (elements beyond ~1e19 in fp32): confirm with :func:`finite_flag`. On the CPU
+    ``_foreach_norm`` with p=2 is vectorised and p=inf is not: 0.31 ms vs 2.5 ms for ``gpt_nano``'s gradients
+    (one thread, Intel Xeon), which is more than the AdamW update itself costs.
+    """
+    if not tensors:
+        return torch.ones((), dtype=torch.bool)
+    norms = torch._foreach_norm(list(tensors), 2)
     device = norms[0].device
     return torch.stack([n.to(device) for n in norms]).isfinite().all()
 
@@ -242,9 +257,12 @@ class DivergenceGuard(Callback):
             return
         ok = self._loss_ok if self._loss_ok is not None else torch.ones((), dtype=torch.bool)
         scaler = getattr(trainer.strategy.precision_plugin, "scaler", None)
-        if named and scaler is None:
-            ok = ok.to(named[0][1].device) & finite_flag([g for _, g in named])
+        grads = [g for _, g in named] if named and scaler is None else []
+        if grads:
+            ok = ok.to(grads[0].device) & quick_finite_flag(grads)
         bad = not bool(ok)  # the one host sync of the check
+        if bad and grads and bool(self._loss_ok if self._loss_ok is not None else True):
+            bad = not all_finite(grads)  # the quick check also fails on an overflowing norm: decide exactly
         if trainer.world_size > 1:
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:

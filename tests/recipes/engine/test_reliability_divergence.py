@@ -65,6 +65,28 @@ def test_nan_gradient_names_the_parameter(tiny_data, tmp_path):
         run(tiny_data, tmp_path, inject=InjectAt(3, grad=True))
 
 
+def test_quick_check_is_exact_for_huge_finite_gradients(tiny_data, tmp_path):
+    """The per-step check reads L2 norms (fast on the CPU), which overflow for elements beyond ~1e19: such a
+    gradient fails the quick check, and the exact one then finds it finite, so the run goes on."""
+    from recipes.engine.divergence import finite_flag, quick_finite_flag
+
+    huge, bad = [torch.ones(3), torch.full((4,), 1e20)], [torch.ones(3), torch.tensor([1.0, math.nan])]
+    assert not bool(quick_finite_flag(huge)) and bool(finite_flag(huge))
+    assert not bool(quick_finite_flag(bad)) and not bool(finite_flag(bad))
+    assert bool(quick_finite_flag([torch.ones(3)])) and bool(quick_finite_flag([]))
+
+    class Huge(InjectAt):  # the first MLP weight's gradient becomes 1e20 (finite) at step 3
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            for h in self.handles:
+                h.remove()
+            self.handles = []
+            if trainer.global_step == self.step:
+                param = next(pl_module.net.get_submodule(self.module).parameters())
+                self.handles.append(param.register_hook(lambda g: torch.full_like(g, 1e20)))
+
+    assert run(tiny_data, tmp_path, inject=Huge(3)).steps == 8  # no divergence reported
+
+
 def test_skip_drops_the_bad_update_and_goes_on(tiny_data, tmp_path, capsys):
     summary = run(tiny_data, tmp_path, "divergence.action=skip", "divergence.grad_norms=true",
                   inject=InjectAt(3, once=True))  # fmt: skip
