@@ -26,7 +26,7 @@ from .errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, confi
 from .engine.fast_path import Decision
 from .runs.plan import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
 from .tracking.summary import RunSummary, collect_metrics, hydra_overrides, resolved_choices
-from .tracking.loggers import redact_secrets
+from .tracking.loggers import quick_getmodule, redact_secrets
 
 _task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
 
@@ -150,7 +150,8 @@ def train(
         decision,
     )
     if logger:
-        logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
+        with quick_getmodule():  # W&B starts here (its first use); see quick_getmodule
+            logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
     start = time.perf_counter()
     try:
         try:
