@@ -12,6 +12,7 @@ network built once on the ``meta`` device (no memory, no data). A problem is one
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +29,8 @@ from .errors import describe
 from .config import DIVERGENCE_ACTIONS, ResidualConfig, TrainConfig, check_checkpoint_config
 from .engine.fast_path import Decision, check_switch, decide, device_type, is_conv_net, resolve_precision
 from .modules.optim import OptimizerSettings, ScheduleSettings, check_schedule
-from .tasks import check_model_fits_data, check_monitor
+from .tasks import TASKS, Task, check_model_fits_data, check_monitor, task_for
+from .runs.init_from import check_init_from
 from .tracking.loggers import check_logger, wandb_mode
 from .values import check_finite, check_ranges, check_types, init_chain, option_hints
 
@@ -112,6 +114,18 @@ def model_spec(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
         opts[key] = value
     resblocks.MODELS.check_options(name, opts)
     return name, opts
+
+
+def run_task(cfg: DictConfig) -> Task:
+    """The task this run trains: the data's, or one it also serves that the network fits (an MAE on images)."""
+    return task_for(cfg.data.name, resblocks.MODELS.options(model_spec(cfg)[0]))
+
+
+def extra_metrics(cfg: DictConfig) -> list[str]:
+    """Metrics the recipe's callbacks log besides the task's (the frozen-feature evaluation's)."""
+    if not cfg.frozen.every_n_epochs:
+        return []
+    return ["frozen/knn_acc"] + (["frozen/linear_acc"] if cfg.frozen.linear_probe else [])
 
 
 def _data_value(dm: Any, key: str) -> Any:
@@ -272,7 +286,20 @@ def build_module(cfg: DictConfig, dm: Any, decision: Decision | None = None) -> 
     optim = dataclasses.replace(optim, fused=path.fused)
 
     def net() -> nn.Module:
-        return build_net(cfg, dm, compile=path.compile)
+        if not cfg.init_from:
+            return build_net(cfg, dm, compile=path.compile)
+        from .runs.init_from import load_initial_weights
+
+        network = build_net(cfg, dm)
+        print(load_initial_weights(network, cfg.init_from), flush=True)
+        if path.compile:
+            network.compile()
+        return network
+
+    if run_task(cfg) is TASKS["masked_image_modelling"]:
+        from .modules.masked_image import MaskedImageModel
+
+        return MaskedImageModel(net, optim, sched, picture_dir=Path(cfg.run_dir))
 
     if isinstance(dm, LanguageModelData):
         cpt = _data_value(dm, "chars_per_token")
@@ -383,7 +410,8 @@ def _validate(cfg: DictConfig, multirun: bool = False) -> Any:
     dm = build_data(cfg)
     num_classes = _data_value(dm, "num_classes")
     if num_classes:  # known before setup for fixed datasets: a top-5 metric needs 100 classes
-        check_monitor(cfg.checkpoint.monitor, cfg.data.name, num_classes, cfg.divergence.grad_norms)
+        check_monitor(cfg.checkpoint.monitor, cfg.data.name, num_classes, cfg.divergence.grad_norms,
+                      resblocks.MODELS.options(model_spec(cfg)[0]), extra_metrics(cfg))  # fmt: skip
     fast_path_for(cfg, dm, meta_net(cfg, dm))  # combinations; an explicit switch that cannot work on this device
     return dm
 
@@ -460,4 +488,10 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
         raise ConfigError(f"divergence.action: {cfg.divergence.action!r}; valid: {', '.join(DIVERGENCE_ACTIONS)}")
     check_checkpoint_config(cfg.checkpoint)
     check_network(cfg)
-    check_monitor(cfg.checkpoint.monitor, cfg.data.name, grad_norms=cfg.divergence.grad_norms)
+    check_monitor(cfg.checkpoint.monitor, cfg.data.name, grad_norms=cfg.divergence.grad_norms,
+                  model_options=resblocks.MODELS.options(model_spec(cfg)[0]), extra=extra_metrics(cfg))
+    if cfg.frozen.every_n_epochs and run_task(cfg).inputs.split(",")[0] != "images":
+        raise ConfigError(
+            f"frozen.every_n_epochs: {cfg.frozen.every_n_epochs}, but data {cfg.data.name!r} is not images; valid: 0"
+        )
+    check_init_from(cfg.init_from)

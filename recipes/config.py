@@ -125,6 +125,18 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class FrozenConfig:
+    """Frozen-feature quality of the network while training (``recipes.diagnostics.frozen``, docs/training.md):
+    kNN and linear-probe accuracy of its pooled features, the train split as memory, the test split as queries."""
+
+    every_n_epochs: int = ranged(0, ge=0)  # 0: off; else every n epochs and at the end (frozen/knn_acc, frozen/linear_acc)
+    knn_k: int = ranged(20, ge=1)  # neighbours (DINO's weighted vote)
+    knn_temperature: float = ranged(0.07, gt=0)
+    linear_probe: bool = True  # also a linear classifier on the standardised features (L-BFGS)
+    max_memory: int | None = ranged(None, ge=1, null="for the whole train split")  # quick runs: a prefix of it
+
+
+@dataclass
 class TaskConfig:
     """Loss options of the LightningModule."""
 
@@ -149,6 +161,7 @@ class TrainConfig:
     seed: int = ranged(0, ge=0, le=SEED_MAX)
     run_dir: str = "runs/${name}"
     resume: str | None = None  # null | auto | PATH to a .ckpt
+    init_from: str | None = None  # fine-tuning: weights of a recipes.train checkpoint (the same network, or an MAE's encoder)
     overwrite: bool = False  # start afresh in a run_dir that already holds checkpoints (deletes them)
     test: bool = False  # evaluate the best (else last) checkpoint on the test split after training
     # The fast path (recipes/engine/fast_path.py): auto | true | false each; one line at the start says what was chosen.
@@ -170,6 +183,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # per-depth residual diagnostics
+    frozen: FrozenConfig = field(default_factory=FrozenConfig)  # kNN / linear-probe accuracy of the features
     debug: bool = False  # Python tracebacks for configuration and data errors (also: RESBLOCKS_DEBUG=1)
     threads: int | None = ranged(None, ge=1, null="for torch's choice")  # torch.set_num_threads for this run; null = torch's choice (studies: 1 per job)
 

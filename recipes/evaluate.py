@@ -1,4 +1,8 @@
-"""Evaluate a checkpoint on the test split: ``python -m recipes.evaluate ckpt=PATH [key=value ...]``.
+"""Evaluate a checkpoint: ``python -m recipes.evaluate ckpt=PATH [eval=test,knn,linear_probe] [key=value ...]``.
+
+``eval``: what to measure, comma-separated: ``test`` (default: the task's test metrics), ``knn`` and
+``linear_probe`` (the frozen network's pooled features, any image model: the train split as memory, the test
+split as queries; ``frozen.knn_k``, ``frozen.knn_temperature``, ``frozen.max_memory`` apply).
 
 The network, data and task come from the resolved config stored in the checkpoint; ``key=value``
 overrides change it (e.g. ``data.batch_size=512``, ``trainer.accelerator=cpu``, ``data.path=...``).
@@ -21,7 +25,20 @@ from resblocks.errors import ConfigError
 from .errors import CONFIG_EXIT, FAILURE_EXIT
 from .runs.plan import META_KEY, WRITTEN_BY, is_bare_state_dict, mismatch_message, open_checkpoint, weights_mismatch
 
-USAGE = "usage: python -m recipes.evaluate ckpt=PATH [key=value ...]  (keys as in the training config)"
+USAGE = (
+    "usage: python -m recipes.evaluate ckpt=PATH [eval=test,knn,linear_probe] [key=value ...]  "
+    "(keys as in the training config)"
+)
+EVALS = ("test", "knn", "linear_probe")
+
+
+def parse_evals(value: str) -> list[str]:
+    """``eval=`` as a list of :data:`EVALS` (one line naming the bad one otherwise)."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in EVALS]
+    if bad or not names:
+        raise ConfigError(f"eval: {bad[0] if bad else value!r}; valid: a comma-separated list of {', '.join(EVALS)}")
+    return names
 
 
 def open_for_evaluation(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -50,8 +67,9 @@ def open_for_evaluation(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any
     return state, stored
 
 
-def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float]:
-    """Test metrics of the checkpoint ``ckpt`` (built from its stored config plus ``overrides``)."""
+def evaluate(ckpt: str | Path, overrides: Sequence[str] = (), evals: Sequence[str] = ("test",)) -> dict[str, float]:
+    """Metrics of the checkpoint ``ckpt`` (built from its stored config plus ``overrides``): the test split's
+    (``"test"`` in ``evals``) and the frozen features' kNN / linear-probe accuracy (``"knn"``, ``"linear_probe"``)."""
     from omegaconf.errors import OmegaConfBaseException
 
     from .build import (
@@ -83,8 +101,11 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
     decision = fast_path_for(cfg, dm, meta_net(cfg, dm))  # "auto" decides for this machine, not the one that trained
     module = build_module(cfg, dm, decision)
     # Weights only (not Trainer(ckpt_path=...), which would also want the training callbacks back).
+    frozen = [e for e in evals if e != "test"]
+    if frozen and not hasattr(dm, "train_set"):
+        raise ConfigError(f"eval: {frozen[0]} needs image data; data {cfg.data.name!r} is not; valid: eval=test")
     dm.prepare_data()
-    dm.setup("test")
+    dm.setup("fit" if frozen else "test")
     module.configure_model()
     mismatch = weights_mismatch(state["state_dict"], module.state_dict())
     if mismatch:
@@ -97,8 +118,18 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = ()) -> dict[str, float
         enable_model_summary=False, default_root_dir=str(Path(ckpt).parent),
     )  # fmt: skip
     metrics: dict[str, float] = {}
-    for result in trainer.test(module, datamodule=dm, verbose=False):
-        metrics.update(collect_metrics(result))
+    if "test" in evals:
+        for result in trainer.test(module, datamodule=dm, verbose=False):
+            metrics.update(collect_metrics(result))
+    if frozen:
+        from .diagnostics.frozen import frozen_metrics
+
+        f = cfg.frozen
+        found = frozen_metrics(
+            module.net, dm, k=f.knn_k, temperature=f.knn_temperature, linear_probe="linear_probe" in frozen,
+            max_memory=f.max_memory, autocast=trainer.precision_plugin.forward_context,
+        )  # fmt: skip
+        metrics.update({k: v for k, v in found.items() if "knn" in frozen or k != "frozen/knn_acc"})
     return metrics
 
 
@@ -110,12 +141,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(__doc__.strip() + "\n\n" + USAGE)
         sys.exit(0 if args else CONFIG_EXIT)
     ckpts = [a.split("=", 1)[1] for a in args if a.startswith("ckpt=")]
-    overrides = [a for a in args if not a.startswith("ckpt=")]
+    evals = [a.split("=", 1)[1] for a in args if a.startswith("eval=")]
+    overrides = [a for a in args if not a.startswith(("ckpt=", "eval="))]
     bad = [a for a in overrides if "=" not in a]
     try:
-        if len(ckpts) != 1 or bad:
-            raise ConfigError(f"arguments: {' '.join(bad) or 'ckpt=PATH missing'}; valid: ckpt=PATH key=value ...")
-        metrics = evaluate(ckpts[0], overrides)
+        if len(ckpts) != 1 or bad or len(evals) > 1:
+            what = " ".join(bad) or ("eval= given twice" if len(evals) > 1 else "ckpt=PATH missing")
+            raise ConfigError(f"arguments: {what}; valid: ckpt=PATH [eval=...] key=value ...")
+        metrics = evaluate(ckpts[0], overrides, parse_evals(evals[0]) if evals else ["test"])
     except (ConfigError, DataNotFoundError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(FAILURE_EXIT if isinstance(e, DataError) and not isinstance(e, DataNotFoundError) else CONFIG_EXIT)

@@ -46,19 +46,34 @@ TASKS = {
         "text classification", "token ids, predicting a class", needs=("vocab_size", "num_classes"),
         lacks=("in_chans",), train=("loss", "acc"), val=("loss", "acc"), top5="acc5",
     ),
+    "masked_image_modelling": Task(
+        "masked image modelling", "images, reconstructing masked patches", needs=("in_chans", "mask_ratio"),
+        lacks=("vocab_size", "num_classes"), train=("loss",), val=("loss",),
+    ),
 }  # fmt: skip
+# Tasks a dataset's batches serve besides its own: labelled images pre-train an MAE too (labels unused, except by
+# the frozen-feature evaluation).
+ALSO_SERVES = {"image_classification": ("masked_image_modelling",)}
 TOP5_CLASSES = 100  # recipes.modules.classification logs top-5 accuracy from this many classes
 # Logged by the callbacks whatever the task (recipes.tracking.callbacks.TrainingMonitor), and Lightning's own counters.
 RUN_METRICS = ("lr", "perf/samples_per_sec", "perf/tokens_per_sec", "step", "epoch")
 
 
-def task_for(data_name: str) -> Task:
+def task_for(data_name: str, model_options: Iterable[str] | None = None) -> Task:
+    """The task a run of ``data_name`` trains: the dataset's own, or one it also serves that the network
+    (its builder's ``model_options``) fits, e.g. an MAE on Fashion-MNIST."""
     from recipes.data import task_of
 
     try:
-        return TASKS[task_of(data_name)]
+        own = task_of(data_name)
     except ValueError as e:  # unknown dataset: one line with the valid names
         raise ConfigError(str(e)) from e
+    if model_options is not None:
+        accepted = set(model_options)
+        for name in (own, *ALSO_SERVES.get(own, ())):
+            if _fits(TASKS[name], accepted):
+                return TASKS[name]
+    return TASKS[own]
 
 
 def logged_metrics(task: Task, num_classes: int | None = None, grad_norms: bool = False) -> list[str]:
@@ -70,13 +85,18 @@ def logged_metrics(task: Task, num_classes: int | None = None, grad_norms: bool 
 
 
 def check_monitor(
-    monitor: str | None, data_name: str, num_classes: int | None = None, grad_norms: bool = False
+    monitor: str | None,
+    data_name: str,
+    num_classes: int | None = None,
+    grad_norms: bool = False,
+    model_options: Iterable[str] | None = None,
+    extra: Iterable[str] = (),
 ) -> None:
-    """``checkpoint.monitor`` is null or a metric this run logs."""
+    """``checkpoint.monitor`` is null or a metric this run logs (``extra``: metrics its callbacks add)."""
     if monitor is None:
         return
-    task = task_for(data_name)
-    valid = logged_metrics(task, num_classes, grad_norms)
+    task = task_for(data_name, model_options)
+    valid = logged_metrics(task, num_classes, grad_norms) + list(extra)
     if monitor in valid or (grad_norms and monitor.startswith("grad_norm/")):
         return
     why = f"{task.title} (data {data_name!r}) does not log it"
@@ -92,8 +112,8 @@ def check_model_fits_data(
 
     ``fitting``: all registered model names with their options, to list the ones that would fit.
     """
-    task = task_for(data_name)
     accepted = set(options)
+    task = task_for(data_name, accepted)
     if _fits(task, accepted):
         return
     takes = next((t for t in TASKS.values() if _fits(t, accepted)), None)

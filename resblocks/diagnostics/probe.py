@@ -239,14 +239,18 @@ class ResidualProbe:
             flat = mean_over_ranks(flat)
         values = iter(flat.tolist())  # the one host sync
         records = []
-        for (name, r), state in zip(self.sublayers, self._state):
+        # A model of several stacks (an MAE's encoder and decoder) numbers each stack's sites from 0: then the
+        # records are numbered in network (module) order instead, so every sub-layer keeps its own depth.
+        sites = [r.site.index for _, r in self.sublayers]
+        own = len(set(sites)) == len(sites)
+        for position, ((name, r), state) in enumerate(zip(self.sublayers, self._state)):
             site = r.site
             numbers = {q: next(values) for q in QUANTITIES}
             records.append(
                 SubLayerStats(
                     name=name,
-                    index=site.index,
-                    total=site.total,
+                    index=site.index if own else position,
+                    total=site.total if own else len(sites),
                     block=site.block,
                     blocks=site.blocks,
                     per_block=site.per_block,

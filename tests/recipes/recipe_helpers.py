@@ -21,6 +21,7 @@ TINY_DATA = {
     "shakespeare_genre": ("plays", ["data.block_size=64"]),
     "fmnist_resnet20": ("fmnist", []),
     "fmnist_vit": ("fmnist", []),
+    "fmnist_mae": ("fmnist", ["frozen.max_memory=16"]),
     "cifar10_resnet56": ("cifar10", []),
     "cifar10_preact_resnet164": ("cifar10", []),
     "imagenet_resnet50": ("imagenet", ["data.image_size=32", "data.num_workers=0"]),

@@ -225,3 +225,15 @@ def test_presets_build_and_take_their_inputs() -> None:
         model = resblocks.build_model(name)
         out = model(torch.randn(shape))
         assert out.pred.shape[1] == (shape[-1] // 4) ** 2 and torch.isfinite(out.loss)
+
+
+def test_the_probe_numbers_encoder_and_decoder_sub_layers_in_network_order() -> None:
+    from resblocks.diagnostics import ResidualProbe, to_scalars
+
+    model = tiny()
+    with ResidualProbe(model) as probe:
+        model(images()).loss.backward()
+    records = probe.collect()
+    assert [r.index for r in records] == list(range(8)) and {r.total for r in records} == {8}
+    assert records[0].name.startswith("encoder") and records[-1].name.startswith("decoder")
+    assert len([k for k in to_scalars(records) if k.startswith("residual/f_rms/")]) == 8
