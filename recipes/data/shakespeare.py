@@ -162,8 +162,26 @@ def vocabulary(texts: Sequence[str]) -> str:
     return "".join(sorted(set().union(*map(set, texts))))
 
 
+def _starts(text: str, size: int, min_size: int | None) -> list[int]:
+    min_size = max(1, size // 4) if min_size is None else min_size
+    return [i for i in range(0, len(text), size) if len(text[i : i + size]) >= min_size]
+
+
 def chunks(text: str, size: int, min_size: int | None = None) -> list[str]:
     """Consecutive ``size``-char pieces of ``text``; a last piece shorter than ``min_size`` (default size/4) is dropped."""
-    min_size = max(1, size // 4) if min_size is None else min_size
-    pieces = [text[i : i + size] for i in range(0, len(text), size)]
-    return [p for p in pieces if len(p) >= min_size]
+    return [text[i : i + size] for i in _starts(text, size, min_size)]
+
+
+# A speech's header in the cleaned text: ``NAME:`` alone on a line, at the start or after a blank line.
+_HEADER = re.compile(r"(?:\A|\n\n)(?P<name>[^\n]+):\n")
+
+
+def speaker_headers(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, name)`` of every speech header ``NAME:\\n`` of a cleaned play (``end`` after its newline)."""
+    return [(m.start("name"), m.end(), m.group("name")) for m in _HEADER.finditer(text)]
+
+
+def chunk_speakers(text: str, size: int, min_size: int | None = None) -> list[int]:
+    """For each piece of :func:`chunks`, how many distinct speakers have a whole header ``NAME:\\n`` inside it."""
+    headers = speaker_headers(text)
+    return [len({n for s, e, n in headers if s >= i and e <= i + size}) for i in _starts(text, size, min_size)]

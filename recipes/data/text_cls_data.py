@@ -8,6 +8,7 @@ The train order is a function of ``(seed, epoch)`` and resumes mid-epoch (:mod:`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -120,20 +121,40 @@ class TextClassificationData(ResumableTrainData, pl.LightningDataModule):
 
 
 class ShakespeareGenreData(TextClassificationData):
-    """Genre of a ``block_size``-char chunk of a play (comedies, histories, problems, roman, romances,
-    tragedies), split by play and stratified by genre: a chunk's play is never seen in training."""
+    """A ``block_size``-char chunk of a play -> its label, split by play and stratified by genre: a chunk's play is
+    never seen in training.
+
+    Args:
+        label: ``genre``: the play's folder (comedies, histories, problems, roman, romances, tragedies);
+            ``speakers``: how many distinct speakers have a whole ``NAME:`` header line in the chunk
+            (0, 1, 2, 3 or more), which a bag of n-grams cannot count (a name said twice is one speaker).
+    """
 
     name = "shakespeare_genre"
+
+    def __init__(self, *, label: str = "genre", **kwargs: Any) -> None:
+        if label not in LABELS:
+            raise ValueError(f"data.label: unknown label '{label}'; valid: {', '.join(LABELS)}")
+        super().__init__(**kwargs)
+        self.label = label
 
     def load_examples(self) -> tuple[dict[str, tuple[list[str], list[int]]], list[str]]:
         plays = shakespeare.load_plays(self.path)
         genres = sorted({p.genre for p in plays})
+        names = genres if self.label == "genre" else list(SPEAKER_CLASSES)
         out = {}
         for split, group in shakespeare.split_plays(plays, self.seed).items():
             texts, labels = [], []
             for play in group:
                 pieces = shakespeare.chunks(play.text, self.block_size)
                 texts += pieces
-                labels += [genres.index(play.genre)] * len(pieces)
+                if self.label == "genre":
+                    labels += [genres.index(play.genre)] * len(pieces)
+                else:
+                    labels += [min(n, len(SPEAKER_CLASSES) - 1) for n in shakespeare.chunk_speakers(play.text, self.block_size)]
             out[split] = (texts, labels)
-        return out, genres
+        return out, names
+
+
+LABELS = ("genre", "speakers")
+SPEAKER_CLASSES = ("0 speakers", "1 speaker", "2 speakers", "3+ speakers")

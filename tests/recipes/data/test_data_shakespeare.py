@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from data_helpers import PLAY_MD
@@ -146,3 +148,64 @@ def test_shakespeare_lm_real():
     assert len(dm.corpus.train) > 2_500_000 and len(dm.corpus.val) > 300_000
     x, y = next(iter(dm.train_dataloader()))
     assert bool((x[:, 1:] == y[:, :-1]).all()) and int(x.max()) < dm.vocab_size
+
+
+def test_chunk_speakers_counts_distinct_whole_headers():
+    # EXPECTED's headers: ALPHA at 0, BETA at 57, GAMMA at 80, ALPHA again at 106 (each "NAME:\n").
+    assert [s for s, _, _ in shakespeare.speaker_headers(EXPECTED)] == [0, 57, 80, 106]
+    assert shakespeare.chunk_speakers(EXPECTED, 200) == [3]  # ALPHA twice is one speaker
+    # 60-char pieces: [0, 60) has ALPHA, and BETA's "BETA:\n" runs to 63, past the piece: 1; [60, 120) has GAMMA
+    # and ALPHA: 2; the last 4 characters are dropped (< 60 // 4).
+    assert shakespeare.chunks(EXPECTED, 60)[0].endswith("BET")
+    assert shakespeare.chunk_speakers(EXPECTED, 60) == [1, 2]
+    assert len(shakespeare.chunk_speakers(EXPECTED, 30)) == len(shakespeare.chunks(EXPECTED, 30))
+    assert shakespeare.chunk_speakers("I say:\nno\n", 16) == [1]  # a header only at the start or after a blank line
+    assert shakespeare.chunk_speakers("a line\nI say:\nno\n", 24) == [0]
+
+
+def test_speaker_label_on_fixture(plays_dir):
+    from recipes.data import build_datamodule
+    from recipes.data.text_cls_data import SPEAKER_CLASSES
+
+    genre = build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=48)
+    dm = build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=48, label="speakers")
+    (g_splits, _), (s_splits, names) = genre.load_examples(), dm.load_examples()
+    assert names == list(SPEAKER_CLASSES)
+    for split, (texts, labels) in s_splits.items():
+        assert texts == g_splits[split][0]  # the same passages, split by play, only the label differs
+        # By hand: a whole "SPEAKERj:\n" header (at the start or after a blank line); every j is a new speaker.
+        want = [min(len({m for m in re.findall(r"(?:^|(?<=\n\n))(SPEAKER\d+):\n", t)}), 3) for t in texts]
+        assert labels == want and set(labels) >= {0, 1}, split
+    dm.setup("fit")
+    assert dm.num_classes == 4 and dm.sets["train"].tensors[2].tolist() == s_splits["train"][1]
+
+
+def test_speaker_label_errors():
+    from recipes.data import build_datamodule
+
+    with pytest.raises(ValueError, match=r"^data\.label: unknown label 'speaker'; valid: genre, speakers$"):
+        build_datamodule("shakespeare_genre", label="speaker")
+
+
+def test_shakespeare_bpe_on_fixture(plays_dir, tmp_path):
+    """The BPE path on the plays: the same held-out plays as the char model, tokenizer and token ids cached."""
+    from recipes.data import ShakespeareData
+
+    char = ShakespeareData(path=str(plays_dir), block_size=16, batch_size=4)
+    char.setup("fit")
+    cache = tmp_path / "cache"
+    dm = ShakespeareData(path=str(plays_dir), block_size=16, batch_size=4, tokenizer="bpe", vocab_size=300, cache_dir=str(cache))
+    dm.setup("fit")
+    for split in ("train", "val", "test"):
+        assert dm.decode(getattr(dm.corpus, split).tolist()) == char.decode(getattr(char.corpus, split).tolist()), split
+    assert dm.vocab_size == 300 and len(dm.corpus.val) < len(char.corpus.val)
+    assert dm.chars_per_token == pytest.approx(len(char.corpus.val) / len(dm.corpus.val)) and dm.chars_per_token > 1
+    tokenizers, tokens = list((cache / "tokenizers").glob("*.json")), sorted((cache / "tokens").glob("*.npy"))
+    assert len(tokenizers) == 1 and len(tokens) == 3
+    stamps = [p.stat().st_mtime_ns for p in (*tokenizers, *tokens)]
+    again = ShakespeareData(path=str(plays_dir), block_size=16, tokenizer="bpe", vocab_size=300, cache_dir=str(cache))
+    again.setup("fit")  # read back from the cache, not rebuilt
+    assert [p.stat().st_mtime_ns for p in (*tokenizers, *tokens)] == stamps
+    assert again.corpus.train.tolist() == dm.corpus.train.tolist()
+    x, y = next(iter(dm.train_dataloader()))
+    assert bool((x[:, 1:] == y[:, :-1]).all()) and int(x.max()) < 300
