@@ -76,3 +76,23 @@ def test_missing_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert nano.main(["--data", str(tmp_path / "nope.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --data: ") and "valid: " in err[0]
+
+
+def test_nanogpt_as_its_user_runs_it_evaluates_checkpoints_and_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--as-user``'s reference: train.py's evaluation every eval_interval (step 0 and the last included), a
+    checkpoint when the val loss improves (never at step 0), a printed loss every iteration."""
+    path = tmp_path / "input.txt"
+    path.write_text(TEXT)
+    train, val, vocab = nano.char_split(path)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        model = nano.train_nanogpt_as_user(train, val, vocab, 0, 4, tmp_path, eval_interval=2, eval_iters=2)
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in out if ln.startswith("step ")] == ["step 0", "step 2", "step 4"]
+    assert len([ln for ln in out if ln.startswith("iter ")]) == 4
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert ckpt["iter_num"] in (2, 4) and set(ckpt) >= {"model", "optimizer", "best_val_loss"}
+    assert model.training and math.isfinite(nano.full_val_loss(model, val))
