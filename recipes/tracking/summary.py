@@ -40,7 +40,7 @@ class RunSummary:
         variant = f" [{' '.join(self.overrides)}]" if self.overrides else ""
         lines = [f"== {self.name}{variant}: {self.steps} steps in {minutes}m{seconds:02d}s (run id {self.run_id}) =="]
         shown = {k: v for k, v in sorted(self.metrics.items()) if not k.startswith(("perf/", "lr"))}
-        for stage in ("train", "val", "test"):
+        for stage in ("train", "val", "test", "frozen"):  # frozen: the kNN / linear-probe evaluation of features
             row = [f"{k.split('/', 1)[1]} {_fmt(v)}" for k, v in shown.items() if k.startswith(stage + "/")]
             if row:
                 lines.append(f"{stage:>5}: " + "  ".join(row))

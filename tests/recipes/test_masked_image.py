@@ -33,8 +33,9 @@ def load(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def test_pretraining_logs_reconstruction_and_frozen_features(tiny_data, tmp_path):
+def test_pretraining_logs_reconstruction_and_frozen_features(tiny_data, tmp_path, capsys):
     summary = run(tiny("fmnist_mae", tiny_data, tmp_path, *STEPS))
+    assert "frozen: knn_acc " in capsys.readouterr().out  # the console summary shows them
     m = summary.metrics
     assert {"val/loss", "test/loss", "frozen/knn_acc", "frozen/linear_acc"} <= m.keys(), m
     assert 0.0 <= m["frozen/knn_acc"] <= 1.0 and 0.0 <= m["frozen/linear_acc"] <= 1.0
