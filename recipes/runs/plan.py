@@ -60,10 +60,13 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 
 def find_latest(run_dir: Path) -> Path | None:
-    """The checkpoint ``resume=auto`` continues from: ``last.ckpt`` (or a newer ``hpc_ckpt_*.ckpt``
-    that Lightning wrote on a SLURM pre-emption signal), else the newest ``.ckpt``."""
+    """The checkpoint ``resume=auto`` continues from: the newest of ``last.ckpt``, its versions
+    ``last-v<N>.ckpt`` (Lightning writes one when a ``last.ckpt`` it did not write is there, e.g. in a run
+    folder that was moved or copied, as studies continued across sessions are) and the ``hpc_ckpt_*.ckpt``
+    Lightning writes on a SLURM pre-emption signal; else the newest ``.ckpt``."""
     run_dir = Path(run_dir)
-    last = [p for p in [run_dir / CKPT_DIR / LAST, *run_dir.glob("hpc_ckpt_*.ckpt")] if p.exists()]
+    versions = (run_dir / CKPT_DIR).glob(f"{Path(LAST).stem}-v*.ckpt")
+    last = [p for p in [run_dir / CKPT_DIR / LAST, *versions, *run_dir.glob("hpc_ckpt_*.ckpt")] if p.exists()]
     if last:
         return max(last, key=lambda p: p.stat().st_mtime)
     found = checkpoints(run_dir)

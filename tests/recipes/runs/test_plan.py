@@ -52,6 +52,17 @@ def test_resume_auto_takes_a_newer_slurm_preemption_checkpoint(tmp_path):
     assert find_latest(tmp_path) == hpc
 
 
+def test_resume_auto_takes_the_newest_version_of_last(tmp_path):
+    # A run folder moved or copied (a study continued in another session): Lightning does not know the
+    # last.ckpt there as its own and writes last-v1.ckpt next to it; resuming from the stale one loses steps.
+    fake_ckpt(tmp_path / "checkpoints" / "last.ckpt")
+    os.utime(tmp_path / "checkpoints" / "last.ckpt", (1, 1))
+    newer = fake_ckpt(tmp_path / "checkpoints" / "last-v1.ckpt")
+    fake_ckpt(tmp_path / "checkpoints" / "step00000010.ckpt")
+    os.utime(tmp_path / "checkpoints" / "step00000010.ckpt", (2, 2))
+    assert find_latest(tmp_path) == newer
+
+
 def test_resume_auto_with_nothing_starts_fresh(tmp_path, capsys):
     plan = plan_run(tmp_path, "auto", rank=0)
     assert not plan.resuming and "starting a new run" in capsys.readouterr().out
