@@ -4,9 +4,10 @@ For ``fmnist_resnet20`` and ``shakespeare_gpt`` (the recipes' network, optimiser
 and data, run by :class:`benchmarks.loop.PlainLoop`):
 
 * **speed**: step time of fp32 eager / fast path on a fixed real batch (interleaved rounds); the
-  fast path is :func:`benchmarks.loop.default_fast_path` (bf16 autocast where the hardware runs it
-  fast, channels-last for the conv net, fused optimiser, ``torch.compile`` on GPU only). ``full``
-  mode adds each switch alone, so a switch that does not help shows up;
+  fast path is what ``recipes.train`` uses: on a CPU its calibration decides precision and channels-last
+  (:func:`measured_path`; the CPU-flags rule, :func:`benchmarks.loop.default_fast_path`, is a row of its
+  own where it differs), fused optimiser, ``torch.compile`` on GPU only. ``full`` mode adds each switch
+  alone, so a switch that does not help shows up;
 * **quality**: the same fixed-seed, same-batches short run with each path, then the mean train loss
   over its last eighth and the validation loss (and accuracy) on fixed val batches; ``full`` also
   trains fp32 from a second seed, which gives the seed-to-seed spread the difference should be read against.
@@ -30,10 +31,29 @@ RECIPES = ("shakespeare_gpt", "fmnist_resnet20")
 BASE = FastPath()
 
 
+def measured_path(ctx: Context, setup: RecipeSetup) -> FastPath | None:
+    """On a CPU, the path ``recipes.train`` takes: its calibration (``recipes/engine/calibrate.py``, cached per
+    machine, torch threads and model shape) decides precision and channels-last; ``None`` elsewhere or where it
+    is off (``RESBLOCKS_CALIBRATE=0``)."""
+    from recipes.build import fast_path_for
+    from recipes.engine.fast_path import kind_of
+
+    if kind_of(ctx.device) != "cpu":
+        return None
+    d = fast_path_for(setup.cfg, setup.dm, measure=True)
+    if "measured" not in d.why["precision"] and d.why.get("channels_last") != "measured":
+        return None
+    return FastPath(bf16=d.path.bf16, channels_last=d.path.channels_last, fused=d.path.fused, compile=d.path.compile)
+
+
 def paths(ctx: Context, setup: RecipeSetup) -> dict[str, FastPath]:
-    """``{label: path}``: fp32 eager, the default fast path and, in ``full`` mode, each of its switches alone."""
+    """``{label: path}``: fp32 eager, the default fast path (on a CPU: measured, as ``recipes.train`` decides it;
+    ``by CPU flags``: the flags rule, where it differs) and, in ``full`` mode, each switch of the flags rule alone."""
     fast = default_fast_path(ctx.device, conv_net=not setup.is_lm, compile=ctx.compile)
-    out = {"fp32 eager": BASE, "fast path": fast}
+    measured = measured_path(ctx, setup)
+    out = {"fp32 eager": BASE, "fast path": measured or fast}
+    if measured is not None and measured != fast:
+        out["by CPU flags"] = fast
     if ctx.mode == "full":
         for name in ("bf16", "channels_last", "fused", "compile"):
             if getattr(fast, name):
@@ -74,7 +94,7 @@ def train_and_evaluate(setup: RecipeSetup, path: FastPath, steps: int, val_batch
 def quality(ctx: Context, setup: RecipeSetup) -> list[Result]:
     steps = ctx.pick(3, 60, 400) if setup.is_lm else ctx.pick(3, 20, 400)
     val = ctx.pick(2, 10, 40) if setup.is_lm else ctx.pick(2, 8, 40)
-    fast = default_fast_path(ctx.device, conv_net=not setup.is_lm, compile=ctx.compile)
+    fast = paths(ctx, setup)["fast path"]
     base_m = train_and_evaluate(setup, BASE, steps, val, seed=0)
     fast_m = train_and_evaluate(setup, fast, steps, val, seed=0)
     budget = f"{steps} steps of batch {setup.batch_size} from seed 0, {val} val batches"
@@ -106,4 +126,4 @@ def run(ctx: Context) -> list[Result]:
     return results
 
 
-__all__ = ["GROUP", "RECIPES", "paths", "quality", "run", "speed", "train_and_evaluate"]
+__all__ = ["GROUP", "RECIPES", "measured_path", "paths", "quality", "run", "speed", "train_and_evaluate"]
