@@ -23,7 +23,8 @@ class CausalLM(ResidualTaskModule):
 
     Args:
         chars_per_token: characters per token of the evaluation text; 1 for a character-level
-            vocabulary. ``None`` skips bits per character.
+            vocabulary. ``None``: the DataModule's ``chars_per_token`` once it is set up (a BPE vocabulary's
+            ratio is known only then); without one, bits per character are skipped.
         encode, decode: the tokenizer's text <-> ids functions, for :meth:`sample`.
     """
 
@@ -39,6 +40,15 @@ class CausalLM(ResidualTaskModule):
         super().__init__(net, optim, sched)
         self.chars_per_token, self.encode, self.decode = chars_per_token, encode, decode
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.chars_per_token is None:  # Lightning sets the DataModule up before the module
+            dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+            try:
+                self.chars_per_token = getattr(dm, "chars_per_token", None)
+            except RuntimeError:  # not set up
+                pass
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
