@@ -81,7 +81,7 @@ class FrozenFeatureEval(pl.Callback):
         end with the default schedule), at the last step, and in a validation outside fitting (final weights)."""
         if trainer.sanity_checking:
             return False
-        if not trainer.training:  # a standalone trainer.validate() after fitting: the final weights
+        if trainer.state.fn != "fit":  # a standalone trainer.validate() after fitting: the final weights
             return (trainer.current_epoch, trainer.global_step) not in self._evaluated
         if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
             return True

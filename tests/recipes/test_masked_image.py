@@ -93,3 +93,25 @@ def test_evaluate_measures_frozen_features_of_any_image_checkpoint(tiny_data, tm
 def test_frozen_evaluation_needs_image_data(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match=r"^frozen.every_n_epochs: 1, but data 'shakespeare' is not images"):
         run(tiny("shakespeare_gpt", tiny_data, tmp_path, "frozen.every_n_epochs=1"))
+
+
+def test_the_frozen_evaluation_runs_every_n_epochs_and_at_the_end():
+    from types import SimpleNamespace
+
+    from recipes.diagnostics.frozen import FrozenFeatureEval
+
+    cb = FrozenFeatureEval(every_n_epochs=5)
+
+    def at(epoch, step, fn="fit", max_steps=1000, sanity=False):
+        trainer = SimpleNamespace(sanity_checking=sanity, state=SimpleNamespace(fn=fn), max_steps=max_steps,
+                                  max_epochs=None, current_epoch=epoch, global_step=step)  # fmt: skip
+        due = cb.due(trainer)
+        if due:
+            cb._evaluated.add((epoch, step))
+        return due
+
+    # validation in every epoch of a 1000-step run, 100 steps per epoch: epochs 5 and 10 (its last step)
+    assert [e + 1 for e in range(10) if at(e, 100 * (e + 1))] == [5, 10]
+    assert not at(4, 500, sanity=True)
+    assert at(9, 1000, fn="validate") is False  # already measured at this step: not twice
+    assert at(9, 1001, fn="validate")  # a standalone validation of other weights
