@@ -46,7 +46,8 @@ def test_documented_ddp_command(tiny_data, tmp_path):
             "+model.depth=1", "+model.dim=32", "+model.heads=2", "sample.tokens=0", *DDP[:-2]]  # fmt: skip
     proc = run_ddp(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("== shakespeare_gpt: 2 steps") == 1  # one summary, from rank 0
+    heads = [line for line in proc.stdout.splitlines() if line.startswith("== shakespeare_gpt [")]
+    assert len(heads) == 1 and "]: 2 steps in " in heads[0], proc.stdout  # one summary (naming its overrides), rank 0
     run_dir = tmp_path / "runs" / "shakespeare_gpt"
     assert (run_dir / "checkpoints" / "last.ckpt").exists() and (run_dir / ".hydra" / "config.yaml").exists()
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 2
