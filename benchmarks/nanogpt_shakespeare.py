@@ -99,8 +99,8 @@ def full_val_loss(model: torch.nn.Module, val: np.ndarray) -> float:
     return total / (n * CONTEXT)
 
 
-def train_nanogpt(train: np.ndarray, val: np.ndarray, vocab: int, seed: int, steps: int) -> tuple[float, float]:
-    """nanoGPT's loop around its model on :func:`char_split`'s arrays; returns (whole-split val loss, seconds)."""
+def nanogpt_and_optimizer(vocab: int, seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """nanoGPT's CPU model (4 layers, 4 heads, 128 wide) seeded, and its AdamW: decay on the matrices only."""
     torch.manual_seed(seed)
     model = NanoGPT(vocab, CONTEXT, n_layer=4, n_head=4, n_embd=128)
     params = list(model.parameters())
@@ -108,7 +108,12 @@ def train_nanogpt(train: np.ndarray, val: np.ndarray, vocab: int, seed: int, ste
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    opt = torch.optim.AdamW(groups, lr=1e-3, betas=BETAS)
+    return model, torch.optim.AdamW(groups, lr=1e-3, betas=BETAS)
+
+
+def train_nanogpt(train: np.ndarray, val: np.ndarray, vocab: int, seed: int, steps: int) -> tuple[float, float]:
+    """nanoGPT's loop around its model on :func:`char_split`'s arrays; returns (whole-split val loss, seconds)."""
+    model, opt = nanogpt_and_optimizer(vocab, seed)
     start = time.perf_counter()
     for it in range(steps):
         for g in opt.param_groups:
@@ -119,7 +124,7 @@ def train_nanogpt(train: np.ndarray, val: np.ndarray, vocab: int, seed: int, ste
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
     seconds = time.perf_counter() - start
     return full_val_loss(model, val), seconds
@@ -149,14 +154,7 @@ def train_nanogpt_as_user(
     """nanoGPT's ``train.py`` at its README's CPU command: :func:`train_nanogpt`'s loop plus its evaluation
     every ``eval_interval`` iterations (iteration 0 included), a checkpoint (model, optimiser, iteration)
     whenever the val loss improves, and the loss printed every iteration (``log_interval=1``)."""
-    torch.manual_seed(seed)
-    model = NanoGPT(vocab, CONTEXT, n_layer=4, n_head=4, n_embd=128)
-    params = list(model.parameters())
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=1e-3, betas=BETAS)
+    model, opt = nanogpt_and_optimizer(vocab, seed)
     best, t0 = 1e9, time.time()
     for it in range(steps + 1):  # nanoGPT evaluates at max_iters too, then stops
         lr = nanogpt_lr(it, steps)
@@ -180,7 +178,7 @@ def train_nanogpt_as_user(
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
         t1 = time.time()
         print(f"iter {it}: loss {loss.item():.4f}, time {(t1 - t0) * 1000:.2f}ms", flush=True)
