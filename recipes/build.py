@@ -490,7 +490,9 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
     check_network(cfg)
     check_monitor(cfg.checkpoint.monitor, cfg.data.name, grad_norms=cfg.divergence.grad_norms,
                   model_options=resblocks.MODELS.options(model_spec(cfg)[0]), extra=extra_metrics(cfg))
-    if cfg.frozen.every_n_epochs and run_task(cfg).inputs.split(",")[0] != "images":
+    from recipes.data import task_of
+
+    if cfg.frozen.every_n_epochs and task_of(cfg.data.name) != "image_classification":  # labelled images
         raise ConfigError(
             f"frozen.every_n_epochs: {cfg.frozen.every_n_epochs}, but data {cfg.data.name!r} is not images; valid: 0"
         )

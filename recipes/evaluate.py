@@ -126,10 +126,11 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = (), evals: Sequence[st
 
         f = cfg.frozen
         found = frozen_metrics(
-            module.net, dm, k=f.knn_k, temperature=f.knn_temperature, linear_probe="linear_probe" in frozen,
-            max_memory=f.max_memory, autocast=trainer.precision_plugin.forward_context,
+            module.net, dm, k=f.knn_k, temperature=f.knn_temperature, knn="knn" in frozen,
+            linear_probe="linear_probe" in frozen, max_memory=f.max_memory,
+            autocast=trainer.precision_plugin.forward_context,
         )  # fmt: skip
-        metrics.update({k: v for k, v in found.items() if "knn" in frozen or k != "frozen/knn_acc"})
+        metrics.update(found)
     return metrics
 
 

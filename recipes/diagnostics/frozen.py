@@ -23,12 +23,14 @@ def frozen_metrics(
     *,
     k: int = 20,
     temperature: float = 0.07,
+    knn: bool = True,
     linear_probe: bool = True,
     max_memory: int | None = None,
     device: torch.device | str = "cpu",
     autocast: Any = None,
 ) -> dict[str, float]:
-    """``{"frozen/knn_acc": ..., "frozen/linear_acc": ...}`` of ``net``'s pooled features (eval mode, no masking).
+    """``{"frozen/knn_acc": ..., "frozen/linear_acc": ...}`` (those asked for by ``knn`` / ``linear_probe``) of
+    ``net``'s pooled features (eval mode, no masking).
 
     ``datamodule``: an image DataModule after ``setup`` (its ``train_set`` is the memory, ``test_set`` the
     queries, both normalised as for evaluation, never augmented); ``max_memory``: the first that many train
@@ -47,8 +49,10 @@ def frozen_metrics(
 
     (memory, memory_labels), (queries, query_labels) = features(memory_set), features(query_set)
     classes = getattr(datamodule, "num_classes", None) or None
-    out = {"frozen/knn_acc": knn_accuracy(memory, memory_labels, queries, query_labels, k=min(k, len(memory)),
-                                          temperature=temperature, num_classes=classes)}  # fmt: skip
+    out = {}
+    if knn:
+        out["frozen/knn_acc"] = knn_accuracy(memory, memory_labels, queries, query_labels, k=min(k, len(memory)),
+                                             temperature=temperature, num_classes=classes)  # fmt: skip
     if linear_probe:
         out["frozen/linear_acc"] = linear_probe_accuracy(memory, memory_labels, queries, query_labels,
                                                          num_classes=classes)  # fmt: skip
@@ -87,8 +91,9 @@ class FrozenFeatureEval(pl.Callback):
             return True
         if trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs:
             return trainer.current_epoch not in {e for e, _ in self._evaluated}
-        in_epoch = trainer.current_epoch in {e for e, _ in self._evaluated}
-        return (trainer.current_epoch + 1) % self.every_n_epochs == 0 and not in_epoch
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0 and trainer.current_epoch not in {
+            e for e, _ in self._evaluated
+        }
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.due(trainer):

@@ -86,6 +86,8 @@ def test_evaluate_measures_frozen_features_of_any_image_checkpoint(tiny_data, tm
     run(tiny("fmnist_resnet20", tiny_data, tmp_path, "trainer.max_steps=2"))
     metrics = evaluate(tmp_path / "checkpoints" / "last.ckpt", ["frozen.max_memory=16"], ["knn", "linear_probe"])
     assert set(metrics) == {"frozen/knn_acc", "frozen/linear_acc"}
+    only = evaluate(tmp_path / "checkpoints" / "last.ckpt", ["frozen.max_memory=16"], ["linear_probe"])
+    assert set(only) == {"frozen/linear_acc"} and only["frozen/linear_acc"] == metrics["frozen/linear_acc"]
     with pytest.raises(ConfigError, match=r"^eval: 'knm'; valid: .*test, knn, linear_probe"):
         parse_evals("test,knm")
 
