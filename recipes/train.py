@@ -8,6 +8,7 @@ Exit status: 0 done, 2 bad configuration (one line, no traceback, nothing built 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from . import config as _config  # noqa: F401  (registers the schema in Hydra's 
 from .build import build_module, fast_path_for, plain, validate
 from .errors import CONFIG_EXIT, DEBUG_ENV, FAILURE_EXIT, DivergenceError, config_error_line, debug_requested
 from .engine.fast_path import Decision
+from .help_listing import shared_listing_repository, wants_help
 from .runs.plan import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
 from .tracking.summary import RunSummary, collect_metrics, hydra_overrides, resolved_choices
 from .tracking.loggers import quick_getmodule, redact_secrets
@@ -222,8 +224,10 @@ def main() -> None:
     debug = debug_requested(sys.argv[1:])
     os.environ[DEBUG_ENV] = "1" if debug else "0"  # the task (and DDP's relaunched ranks) decide alike
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them; we report them
+    listing = shared_listing_repository() if wants_help(sys.argv[1:]) else contextlib.nullcontext()
     try:
-        _hydra_main()
+        with listing:
+            _hydra_main()
     except SystemExit as e:
         # Hydra reports some argument errors itself and exits 1: those are config errors too.
         if e.code == 1 and not _task_started:
