@@ -209,6 +209,7 @@ class DivergenceGuard(Callback):
         self._trainer: Any = None
         self._step_hooks: list[Any] = []
         self._before_step: dict[int, dict[str, Any]] = {}  # skip: id(optimizer) -> its state before the update
+        self._params: list[tuple[str, nn.Parameter]] | None = None  # the module's, named once per fit
 
     # -- what the step saw: the net's inputs (references, no copy) and the loss (no sync)
 
@@ -222,6 +223,8 @@ class DivergenceGuard(Callback):
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._trainer = trainer
+        # Named once: walking the module tree for names every step cost ~0.3 ms, 0.6 % of the default run.
+        self._params = [(n.removeprefix("net."), p) for n, p in pl_module.named_parameters()]
         if self.action == "skip":
             self._step_hooks = [opt.register_step_post_hook(self._after_step) for opt in trainer.optimizers]
 
@@ -236,6 +239,7 @@ class DivergenceGuard(Callback):
             if handle is not None:
                 handle.remove()
         self._handle, self._inputs, self._step_hooks, self._before_step = None, None, [], {}
+        self._params = None
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._loss_ok = None
@@ -250,7 +254,10 @@ class DivergenceGuard(Callback):
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: torch.optim.Optimizer) -> None:
         if self.action == "off" and not self.grad_norms:
             return
-        named = [(n.removeprefix("net."), p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
+        params = self._params if self._params is not None else [
+            (n.removeprefix("net."), p) for n, p in pl_module.named_parameters()
+        ]
+        named = [(n, p.grad) for n, p in params if p.grad is not None]
         if self.grad_norms and named and (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
             pl_module.log_dict(layer_grad_norms(named), on_step=True, on_epoch=False)
         if self.action == "off":

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from recipe_helpers import run, tiny
 
-from recipes.runs.checkpoints import AtomicCheckpointIO, rng_state, set_rng_state
+from recipes.runs.checkpoints import AtomicCheckpointIO, rng_state, seed_batch, set_rng_state
 
 
 def test_atomic_save_replaces_the_target_and_leaves_no_temporary(tmp_path):
@@ -38,3 +38,18 @@ def test_last_checkpoint_is_the_final_step_between_periodic_saves(tiny_data, tmp
     assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 4
     names = sorted(p.name for p in ckpts.iterdir())
     assert "step00000003.ckpt" in names and any(n.startswith("best-step") for n in names)
+
+
+def _draws() -> tuple:
+    return torch.rand(4), np.random.rand(2), random.random(), torch.randint(0, 2**30, (3,))
+
+
+def test_seed_batch_on_the_cpu_draws_what_the_all_device_seed_draws():
+    seed_batch(3, 1, 7, 0)
+    full = _draws()
+    seed_batch(3, 1, 7, 0, cpu_only=True)  # the CPU generator alone (a CPU run's per-batch seed)
+    cpu = _draws()
+    seed_batch(3, 1, 8, 0, cpu_only=True)
+    other = _draws()
+    assert all(torch.equal(a, b) if torch.is_tensor(a) else np.array_equal(a, b) for a, b in zip(full, cpu))
+    assert not torch.equal(cpu[0], other[0]) and cpu[2] != other[2]  # another batch, another seed
