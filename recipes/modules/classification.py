@@ -73,9 +73,10 @@ class ClassificationModule(ResidualTaskModule):
         loss = self.criterion(logits, labels)
         train = stage == "train"
         n = labels.shape[0]
-        self.log(
-            f"{stage}/loss", loss, on_step=train, on_epoch=not train, prog_bar=True, batch_size=n, sync_dist=not train
-        )
+        if not train or self.logs_this_step():
+            self.log(
+                f"{stage}/loss", loss, on_step=train, on_epoch=not train, prog_bar=True, batch_size=n, sync_dist=not train
+            )
         for name, metric in self.metrics.items():
             if name.startswith(f"{stage}_"):
                 metric(logits, labels)

@@ -17,8 +17,9 @@ from .optim import OptimizerSettings, ScheduleSettings
 class CausalLM(ResidualTaskModule):
     """``net(ids [B,T]) -> logits [B,T,V]`` trained on batches ``(x, y)`` with ``y`` = ``x`` shifted by one.
 
-    Logs ``train/loss`` every step and, per validation/test pass, ``{stage}/loss`` (nats per token,
-    averaged over all tokens by a torchmetrics ``MeanMetric``, so it is exact under DDP),
+    Logs ``train/loss`` at the logging steps (:meth:`logs_this_step`) and, per validation/test pass,
+    ``{stage}/loss`` (nats per token, averaged over all tokens by a torchmetrics ``MeanMetric``, so it is exact
+    under DDP),
     ``{stage}/ppl`` = exp(loss) and ``{stage}/bpc`` = loss / ln 2 / chars_per_token.
 
     Args:
@@ -57,7 +58,8 @@ class CausalLM(ResidualTaskModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch[0].shape[0])
+        if self.logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

@@ -17,8 +17,8 @@ EVAL_MASK_SEED = 1234  # validation and test draw the same masks every time, so 
 class MaskedImageModel(ResidualTaskModule):
     """``net(images) -> (loss, pred, mask)`` (:class:`resblocks.models.mae.MaskedAutoencoder`).
 
-    Logs ``train/loss`` every step and ``{stage}/loss`` per validation/test pass (the reconstruction error
-    of the masked patches, averaged over images by a torchmetrics ``MeanMetric``, exact under DDP). The
+    Logs ``train/loss`` at the logging steps (:meth:`logs_this_step`) and ``{stage}/loss`` per validation/test
+    pass (the reconstruction error of the masked patches, averaged over images by a torchmetrics ``MeanMetric``, exact under DDP). The
     evaluation masks come from a generator seeded the same way at every pass. After each validation, rank 0
     writes a grid of the first images, masked and reconstructed, to ``<picture_dir>/reconstructions.png``
     (and to W&B when that is the logger).
@@ -44,7 +44,8 @@ class MaskedImageModel(ResidualTaskModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.net(batch[0]).loss
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch[0].shape[0])
+        if self.logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 
     def _start_eval(self) -> None:

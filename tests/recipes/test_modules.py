@@ -119,3 +119,44 @@ def test_configure_optimizers_uses_the_trainers_horizon():
     t.fit(module, lm_loader())
     lr = t.optimizers[0].param_groups[0]["lr"]
     assert lr == pytest.approx(0.0, abs=1e-12)  # cosine reached min_lr exactly at max_steps
+
+
+class _Recorder(pl.loggers.Logger):
+    """Keeps what Lightning passes to a logger: ``{step: {name: value}}``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[int, dict[str, float]] = {}
+
+    name, version = "recorder", 0
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.rows.setdefault(int(step or 0), {}).update(metrics)
+
+    def log_hyperparams(self, *args, **kwargs) -> None:
+        pass
+
+
+class _LastLoss(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.loss = float(outputs["loss"])
+
+
+@pytest.mark.parametrize("max_steps", [7, 9])
+def test_training_loss_is_logged_only_when_a_logger_reads_it(monkeypatch, max_steps):
+    """The loggers get the same ``train/loss`` rows as when every step logs; the run ends on its last loss."""
+    got = {}
+    for gated in (True, False):
+        if not gated:
+            monkeypatch.setattr(CausalLM, "logs_this_step", lambda self: True)
+        module, recorder, last = CausalLM(tiny_gpt(), OptimizerSettings(lr=1e-2)), _Recorder(), _LastLoss()
+        calls = []
+        log = module.log
+        monkeypatch.setattr(module, "log", lambda name, *a, **k: (calls.append(name), log(name, *a, **k))[1])
+        t = trainer(max_steps=max_steps, log_every_n_steps=3, logger=recorder, callbacks=[last])
+        t.fit(module, lm_loader(n=40))
+        got[gated] = {s: r["train/loss"] for s, r in recorder.rows.items() if "train/loss" in r}
+        assert float(t.callback_metrics["train/loss"]) == pytest.approx(last.loss)  # the final step's loss
+        if gated:
+            assert calls.count("train/loss") == max_steps // 3 + (max_steps % 3 != 0)  # steps 3, 6, ... and the last
+    assert got[True] == got[False] and len(got[True]) == max_steps // 3
