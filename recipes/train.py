@@ -155,11 +155,29 @@ def train(
         with quick_getmodule():  # W&B starts here (its first use); see quick_getmodule
             logger.log_hyperparams({**resolved, "fast_path": decision.summary()})  # what "auto" chose
     start = time.perf_counter()
+
+    def run_summary(metrics: dict[str, float], best: str | None, last: str | None, **more: Any) -> RunSummary:
+        return RunSummary(
+            name=cfg.name, run_dir=str(plan.run_dir), run_id=plan.run_id, steps=trainer.global_step,
+            seconds=time.perf_counter() - start, metrics=metrics, best_checkpoint=best, last_checkpoint=last,
+            params=sum(p.numel() for p in module.parameters()),
+            tracker=_tracker_info(logger) if trainer.is_global_zero else None,
+            resumed_from=str(plan.ckpt_path) if plan.ckpt_path else None,
+            overrides=hydra_overrides(), choices=resolved_choices(cfg), **more,
+        )  # fmt: skip
+
     try:
         try:
             trainer.fit(module, datamodule=dm, ckpt_path=plan.ckpt_path, weights_only=True)
         except WeightsMismatch as e:  # raised as Lightning loads the checkpoint, before the first step
             raise ConfigError(mismatch_message("resume", plan.ckpt_path, str(e), plan.stored_config, resolved)) from e
+        except DivergenceError as e:
+            # A run that diverged is a result (a study counts it as one, and does not run it again): its
+            # summary says so, with the metrics logged until then; the command still fails (exit status 1).
+            if trainer.is_global_zero:
+                diverged = run_summary(collect_metrics(trainer.callback_metrics), None, None, diverged=str(e))
+                diverged.write(plan.run_dir / "summary.json")
+            raise
         if monitor.last_val_step != trainer.global_step and any(trainer.num_val_batches) and not trainer.fast_dev_run:
             trainer.validate(module, datamodule=dm, verbose=False)  # report metrics of the final weights
         metrics = collect_metrics(trainer.callback_metrics)
@@ -170,14 +188,7 @@ def train(
             (c.best_model_path for c in ckpts if c.monitor == cfg.checkpoint.monitor and c.best_model_path), None
         )
         best, last = (p if p and Path(p).exists() else None for p in (best, ckpts[-1].last_model_path))
-        summary = RunSummary(
-            name=cfg.name, run_dir=str(plan.run_dir), run_id=plan.run_id, steps=trainer.global_step,
-            seconds=time.perf_counter() - start, metrics=metrics, best_checkpoint=best, last_checkpoint=last,
-            params=sum(p.numel() for p in module.parameters()),
-            tracker=_tracker_info(logger) if trainer.is_global_zero else None,
-            resumed_from=str(plan.ckpt_path) if plan.ckpt_path else None,
-            overrides=hydra_overrides(), choices=resolved_choices(cfg),
-        )  # fmt: skip
+        summary = run_summary(metrics, best, last)
         if trainer.is_global_zero:
             if cfg.sample.tokens and hasattr(module, "sample") and cfg.trainer.strategy != "fsdp":
                 s = cfg.sample

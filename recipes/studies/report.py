@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import RunResult, by_seed, read_results
+from .results import RunResult, by_seed, diverged_seeds, read_results
 from .spec import StudySpec
-from .stats import Summary, paired, verdict
+from .stats import Summary, divergence_verdict, paired, verdict
 
 CURVE_POINTS = 200  # curves are resampled on a common step grid for the band
 
@@ -108,6 +108,7 @@ def write_report(
     root.mkdir(parents=True, exist_ok=True)
     results = read_results(spec, root, seeds)
     done = [r for r in results if r.finished]
+    diverged = [r for r in done if r.diverged]
     lines = [f"# Study `{spec.name}`", ""]
     if spec.paper:
         lines += [f"**Paper:** {spec.paper}", ""]
@@ -115,7 +116,9 @@ def write_report(
     if spec.scaled_down:
         lines += [f"**Scaled down from the paper:** {spec.scaled_down}", ""]
     lines += [
-        f"**Runs:** {len(done)} of {len(results)} finished (variants x seeds {sorted({r.seed for r in results})}); "
+        f"**Runs:** {len(done)} of {len(results)} finished"
+        + (f", {len(diverged)} of them by diverging" if diverged else "")
+        + f" (variants x seeds {sorted({r.seed for r in results})}); "
         f"base recipe `{spec.recipe}`" + (f", shared overrides `{' '.join(spec.overrides)}`" if spec.overrides else ""),
         "",
     ]
@@ -132,8 +135,10 @@ def write_report(
         sps = Summary.of([r.seconds_per_step for r in rs if math.isfinite(r.seconds_per_step)])
         p, p0 = params[v], params[spec.baseline]
         extra = f"+{p - p0:,}" if p is not None and p0 is not None and v != spec.baseline else ""
+        k = sum(1 for r in rs if r.diverged)
+        runs = f"{len(rs)}" + (f" ({k} diverged)" if k else "")
         lines.append(f"| `{v}`{' (baseline)' if v == spec.baseline else ''} | `{' '.join(ov) or '(none)'}` | "
-                     f"{len(rs)} | {'' if p is None else f'{p:,}'} | {extra} | {_fmt(sps.mean, 3)} |")  # fmt: skip
+                     f"{runs} | {'' if p is None else f'{p:,}'} | {extra} | {_fmt(sps.mean, 3)} |")  # fmt: skip
     for m in spec.metrics:
         lines += ["", f"## `{m.key}` ({m.goal} is better)", "",
                   f"| variant | n | mean | std | 95% CI | minus `{spec.baseline}`, paired by seed | 95% CI |",
@@ -149,15 +154,24 @@ def write_report(
     if spec.checks:
         lines += ["", "## Verdict", "", "| check | difference (a - b), paired | 95% CI | seeds | verdict |",
                   "|---|---|---|---|---|"]  # fmt: skip
+        goals = {m.key: m.goal for m in spec.metrics}
         for c in spec.checks:
-            d = paired(by_seed(done, c.a, c.metric), by_seed(done, c.b, c.metric))
-            lines.append(f"| {c.describe()} | {_fmt(d.mean)} | {_ci(d)} | {d.n} | **{verdict(d, c.expect, c.margin)}** |")
+            a, b = by_seed(done, c.a, c.metric), by_seed(done, c.b, c.metric)
+            a_div, b_div = diverged_seeds(done, c.a), diverged_seeds(done, c.b)
+            d = paired(a, b)
+            decided = divergence_verdict(c.expect, goals.get(c.metric, ""), set(a), a_div, set(b), b_div)
+            seeds = f"{d.n}" + "".join(f"; {n} diverged at {sorted(x)}" for n, x in ((c.a, a_div), (c.b, b_div)) if x)
+            if decided:
+                seeds += " (a diverged run counts as worse than any finished one)"
+            lines.append(f"| {c.describe()} | {_fmt(d.mean)} | {_ci(d)} | {seeds} | "
+                         f"**{decided or verdict(d, c.expect, c.margin)}** |")  # fmt: skip
     pictures = []
     keys = sorted({k for r in done for k in r.curves if k.startswith(("train/", "val/")) and not k.startswith("perf/")})
     wanted = [k for k in keys if k.split("/", 1)[1] in {m.key.split("/", 1)[-1] for m in spec.metrics} | {"loss"}]
+    completed = [r for r in done if not r.diverged]  # a diverged run's curve stops early: kept out of the bands
     for key in wanted:
         name = f"curves_{key.replace('/', '_')}.png"
-        if draw_curves(spec, done, key, root / name):
+        if draw_curves(spec, completed, key, root / name):
             pictures.append((f"{key} over training", name))
     for m in spec.metrics:
         name = f"final_{m.key.replace('/', '_')}.png"
@@ -168,6 +182,8 @@ def write_report(
         lines += ["", "## Pictures", ""]
         lines += [f"![{title}]({name})" for title, name in pictures]
         lines += [f"- diagnostics: [{p.relative_to(root)}]({p.relative_to(root)})" for p in diag]
+    if diverged:
+        lines += ["", "## Diverged runs", "", *[f"- `{r.variant}` seed {r.seed}: {r.diverged}" for r in diverged]]
     failed = [r for r in results if not r.finished and r.folder.exists()]
     if failed:
         lines += ["", "## Unfinished runs", "", *[f"- `{r.variant}` seed {r.seed}: `{r.folder}`" for r in failed]]

@@ -25,6 +25,7 @@ class RunResult:
     steps: int = 0
     params: int | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric -> [(step, value)]
+    diverged: str | None = None  # the divergence guard's line: finished (not run again), but no final metrics
 
     @property
     def seconds_per_step(self) -> float:
@@ -60,6 +61,7 @@ def read_run(spec: StudySpec, root: Path, variant: str, seed: int) -> RunResult:
         result.metrics = {k: float(v) for k, v in data.get("metrics", {}).items()}
         result.seconds, result.steps = float(data.get("seconds", math.nan)), int(data.get("steps", 0))
         result.params = data.get("params")
+        result.diverged = data.get("diverged")
     return result
 
 
@@ -68,12 +70,18 @@ def read_results(spec: StudySpec, root: Path, seeds: list[int] | None = None) ->
 
 
 def by_seed(results: list[RunResult], variant: str, metric: str) -> dict[int, float]:
-    """``{seed: final value}`` of ``metric`` over the finished runs of ``variant`` (non-finite values kept out)."""
+    """``{seed: final value}`` of ``metric`` over the finished runs of ``variant`` (diverged runs and non-finite
+    values kept out)."""
     out = {}
     for r in results:
-        if r.variant == variant and r.finished and metric in r.metrics and math.isfinite(r.metrics[metric]):
+        if r.variant == variant and r.finished and not r.diverged and math.isfinite(r.metrics.get(metric, math.nan)):
             out[r.seed] = r.metrics[metric]
     return out
 
 
-__all__ = ["RunResult", "by_seed", "read_curves", "read_results", "read_run"]
+def diverged_seeds(results: list[RunResult], variant: str) -> set[int]:
+    """The seeds at which ``variant``'s run stopped on a divergence."""
+    return {r.seed for r in results if r.variant == variant and r.finished and r.diverged}
+
+
+__all__ = ["RunResult", "by_seed", "diverged_seeds", "read_curves", "read_results", "read_run"]

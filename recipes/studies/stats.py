@@ -11,6 +11,10 @@ seeds move both variants together. A claim check reads that interval:
 * ``not_greater`` / ``not_less`` (non-inferiority, e.g. "the deeper residual net is not worse"): holds if the
   interval lies below ``+margin`` / above ``-margin``, does not hold if it lies wholly beyond it, else not resolved.
 With fewer than 2 seeds there is no interval: always not resolved.
+
+A run that diverged has no final value; it counts as worse than any run that finished
+(:func:`divergence_verdict`): if at every seed (at least 2) one side diverged and the other finished, that
+decides the check. Otherwise the check reads the seeds at which both finished.
 """
 
 from __future__ import annotations
@@ -73,4 +77,28 @@ def verdict(diff: Summary, expect: str, margin: float = 0.0) -> str:
     return HOLDS if diff.lo >= -margin else FAILS if diff.hi < -margin else UNRESOLVED
 
 
-__all__ = ["EXPECTATIONS", "FAILS", "HOLDS", "Summary", "UNRESOLVED", "paired", "verdict"]
+def divergence_verdict(
+    expect: str, goal: str, a_finished: set[int], a_diverged: set[int], b_finished: set[int], b_diverged: set[int]
+) -> str | None:
+    """The verdict when divergence alone decides ``a`` vs ``b``, else None.
+
+    ``goal``: ``lower`` or ``higher`` is better. Decisive when, at every seed where both have a result (at
+    least 2), ``a`` diverged and ``b`` finished (``a`` is worse), or the reverse; a diverged run is then worse
+    than any finished one, so ``a - b`` has a known sign and no interval is needed.
+    """
+    both = (a_finished | a_diverged) & (b_finished | b_diverged)
+    if len(both) < 2:
+        return None
+    if both <= a_diverged - b_diverged:
+        worse = "a"
+    elif both <= b_diverged - a_diverged:
+        worse = "b"
+    else:
+        return None
+    # sign of a - b: a worse means a larger loss (goal lower) or a smaller score (goal higher)
+    positive = (worse == "a") == (goal == "lower")
+    wants_positive = expect in ("greater", "not_less")
+    return HOLDS if positive == wants_positive else FAILS
+
+
+__all__ = ["EXPECTATIONS", "FAILS", "HOLDS", "Summary", "UNRESOLVED", "divergence_verdict", "paired", "verdict"]

@@ -31,6 +31,7 @@ class RunSummary:
     params: int | None = None  # the network's parameter count (tied weights once)
     overrides: list[str] = field(default_factory=list)  # the command line's overrides (Hydra's task overrides)
     choices: dict[str, Any] = field(default_factory=dict)  # model, shortcut, norm, norm_layer, seed as resolved
+    diverged: str | None = None  # the divergence guard's line when the run stopped on it (a result, not a crash)
 
     def metric(self, key: str | None) -> float | None:
         return self.metrics.get(key) if key else None
@@ -39,6 +40,8 @@ class RunSummary:
         minutes, seconds = divmod(round(self.seconds), 60)
         variant = f" [{' '.join(self.overrides)}]" if self.overrides else ""
         lines = [f"== {self.name}{variant}: {self.steps} steps in {minutes}m{seconds:02d}s (run id {self.run_id}) =="]
+        if self.diverged:
+            lines.append(f"diverged: {self.diverged}")
         shown = {k: v for k, v in sorted(self.metrics.items()) if not k.startswith(("perf/", "lr"))}
         for stage in ("train", "val", "test", "frozen"):  # frozen: the kNN / linear-probe evaluation of features
             row = [f"{k.split('/', 1)[1]} {_fmt(v)}" for k, v in shown.items() if k.startswith(stage + "/")]

@@ -3,6 +3,7 @@ and where it first appeared, and the last checkpoint is the last good one. The N
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -57,6 +58,8 @@ def test_nan_loss_stops_the_run_naming_the_step_and_the_layer(tiny_data, tmp_pat
     assert last["global_step"] == 4 and f"last good checkpoint: {tmp_path / 'checkpoints' / 'last.ckpt'}" in message
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())  # the bad update never happened
     assert max(int(r["step"]) for r in csv_rows(tmp_path) if r.get("train/loss")) == 4  # nothing trained past it
+    summary = json.loads((tmp_path / "summary.json").read_text())  # a result (a study keeps it), not a crash
+    assert summary["diverged"] == message and summary["steps"] == 5
 
 
 def test_nan_gradient_names_the_parameter(tiny_data, tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recipes.studies.stats import FAILS, HOLDS, UNRESOLVED, Summary, paired, verdict
+from recipes.studies.stats import FAILS, HOLDS, UNRESOLVED, Summary, divergence_verdict, paired, verdict
 
 VALUES = [0.91, 0.935, 0.902, 0.928, 0.917]
 
@@ -62,3 +62,25 @@ def test_verdicts_on_constructed_differences(diffs, expect, margin, want) -> Non
 def test_unknown_expectation() -> None:
     with pytest.raises(ValueError, match="expect: 'lower'; valid: less, greater"):
         verdict(Summary.of([1.0, 2.0]), "lower")
+
+
+@pytest.mark.parametrize(
+    "expect, goal, a_fin, a_div, b_fin, b_div, want",
+    [
+        # a diverged at every seed, b finished: a is worse (a larger loss / a smaller accuracy)
+        ("greater", "lower", set(), {0, 1, 2}, {0, 1, 2}, set(), HOLDS),
+        ("not_greater", "lower", set(), {0, 1, 2}, {0, 1, 2}, set(), FAILS),
+        ("less", "higher", set(), {0, 1}, {0, 1}, set(), HOLDS),
+        ("not_less", "higher", set(), {0, 1}, {0, 1}, set(), FAILS),
+        # b diverged at every seed: a is better
+        ("less", "lower", {0, 1}, set(), set(), {0, 1}, HOLDS),
+        ("greater", "higher", {0, 1}, set(), set(), {0, 1}, HOLDS),
+        ("not_less", "lower", {0, 1}, set(), set(), {0, 1}, FAILS),
+        # not decisive: the seeds read the finished pairs (None)
+        ("greater", "lower", {0}, {1, 2}, {0, 1, 2}, set(), None),  # a finished at seed 0
+        ("greater", "lower", set(), {0, 1}, set(), {0, 1}, None),  # both diverged
+        ("greater", "lower", set(), {0}, {0}, set(), None),  # one seed: no verdict
+    ],
+)
+def test_divergence_decides_a_check_only_when_it_separates_every_seed(expect, goal, a_fin, a_div, b_fin, b_div, want):
+    assert divergence_verdict(expect, goal, a_fin, a_div, b_fin, b_div) == want
