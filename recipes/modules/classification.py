@@ -74,9 +74,8 @@ class ClassificationModule(ResidualTaskModule):
         train = stage == "train"
         n = labels.shape[0]
         if not train or self.logs_this_step():
-            self.log(
-                f"{stage}/loss", loss, on_step=train, on_epoch=not train, prog_bar=True, batch_size=n, sync_dist=not train
-            )
+            self.log(f"{stage}/loss", loss, on_step=train, on_epoch=not train, prog_bar=True, batch_size=n,
+                     sync_dist=not train)  # fmt: skip
         for name, metric in self.metrics.items():
             if name.startswith(f"{stage}_"):
                 metric(logits, labels)

@@ -18,10 +18,10 @@ class MaskedImageModel(ResidualTaskModule):
     """``net(images) -> (loss, pred, mask)`` (:class:`resblocks.models.mae.MaskedAutoencoder`).
 
     Logs ``train/loss`` at the logging steps (:meth:`logs_this_step`) and ``{stage}/loss`` per validation/test
-    pass (the reconstruction error of the masked patches, averaged over images by a torchmetrics ``MeanMetric``, exact under DDP). The
-    evaluation masks come from a generator seeded the same way at every pass. After each validation, rank 0
-    writes a grid of the first images, masked and reconstructed, to ``<picture_dir>/reconstructions.png``
-    (and to W&B when that is the logger).
+    pass (the reconstruction error of the masked patches, averaged over images by a torchmetrics
+    ``MeanMetric``, exact under DDP). The evaluation masks come from a generator seeded the same way at every
+    pass. After each validation, rank 0 writes a grid of the first images, masked and reconstructed, to
+    ``<picture_dir>/reconstructions.png`` (and to W&B when that is the logger).
 
     Args:
         picture_dir: where the reconstruction grid goes (``None``: no picture).

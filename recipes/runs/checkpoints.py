@@ -148,8 +148,9 @@ class RunState(Callback):
             self._pending_rng = None
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        seed = int(self.config.get("seed", 0))
         cpu_only = trainer.strategy.root_device.type == "cpu"
-        seed_batch(int(self.config.get("seed", 0)), trainer.current_epoch, batch_idx, trainer.global_rank, cpu_only=cpu_only)
+        seed_batch(seed, trainer.current_epoch, batch_idx, trainer.global_rank, cpu_only=cpu_only)
 
 
 class StepCheckpoint(ModelCheckpoint):

@@ -87,7 +87,7 @@ def divergence_verdict(
     than any finished one, so ``a - b`` has a known sign and no interval is needed.
     """
     both = (a_finished | a_diverged) & (b_finished | b_diverged)
-    if len(both) < 2:
+    if len(both) < 2 or goal not in ("lower", "higher"):  # no interval, or no known "worse" direction
         return None
     if both <= a_diverged - b_diverged:
         worse = "a"

@@ -51,6 +51,7 @@ def test_compositions_and_other_commands_are_untouched(hydra):
     assert len(copies) == 2  # each composition still builds its own
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-    assert ConfigLoaderImpl._parse_overrides_and_create_caching_repo.__name__ == "_parse_overrides_and_create_caching_repo"
+    restored = ConfigLoaderImpl._parse_overrides_and_create_caching_repo
+    assert restored.__name__ == "_parse_overrides_and_create_caching_repo"  # Hydra's own again after the block
     assert wants_help(["recipe=x", "--help"]) and wants_help(["-h"])
     assert not wants_help(["--hydra-help"]) and not wants_help(["help=true"])

@@ -80,6 +80,7 @@ def test_unknown_expectation() -> None:
         ("greater", "lower", {0}, {1, 2}, {0, 1, 2}, set(), None),  # a finished at seed 0
         ("greater", "lower", set(), {0, 1}, set(), {0, 1}, None),  # both diverged
         ("greater", "lower", set(), {0}, {0}, set(), None),  # one seed: no verdict
+        ("greater", "", set(), {0, 1}, {0, 1}, set(), None),  # a metric the study does not rank: no direction
     ],
 )
 def test_divergence_decides_a_check_only_when_it_separates_every_seed(expect, goal, a_fin, a_div, b_fin, b_div, want):
