@@ -18,9 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import json
 import time
 from pathlib import Path
+
+from recipes.studies.results import read_results
+from recipes.studies.spec import load_study
 
 from .context import Context
 from .report import Goal, Result
@@ -59,9 +61,9 @@ def time_study(path: Path, root: Path, *extra: str) -> float:
     return time.perf_counter() - start
 
 
-def run_seconds(root: Path) -> float:
-    """The runs' own training time: the sum of ``seconds`` over the study's ``summary.json`` files."""
-    return sum(json.loads(p.read_text())["seconds"] for p in root.rglob("summary.json"))
+def run_seconds(path: Path, root: Path) -> float:
+    """The runs' own training time: ``seconds`` of their ``summary.json``, summed, as the study report reads it."""
+    return sum(r.seconds for r in read_results(load_study(str(path)), root) if r.finished)
 
 
 def run(ctx: Context) -> list[Result]:
@@ -77,7 +79,7 @@ def run(ctx: Context) -> list[Result]:
             for kind in order if r % 2 == 0 else order[::-1]:
                 extra = ("launcher=joblib", f"jobs={jobs}") if kind == "joblib" else ()
                 times[kind].append(time_study(path, Path(tmp) / f"{kind}{r}", *extra))
-                own[kind].append(run_seconds(Path(tmp) / f"{kind}{r}"))
+                own[kind].append(run_seconds(path, Path(tmp) / f"{kind}{r}"))
     seq, par = (sum(times[k]) / len(times[k]) for k in ("sequential", "joblib"))
     own_seq, own_par = (sum(own[k]) / len(own[k]) for k in ("sequential", "joblib"))
     own_ratio = own_par / jobs / own_seq  # runs per core in parallel vs one after another, no start-up
