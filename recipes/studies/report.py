@@ -1,5 +1,6 @@
 """The study report: ``<root>/report.md`` with per-variant statistics, paired differences to the baseline,
-the claim's verdict, and matplotlib pictures (curves with a band over seeds, final metric with CIs)."""
+the claim's verdict, and matplotlib pictures (curves with a band over seeds, final metric with CIs; with the
+study's ``depth_profiles``, each diagnostics quantity per depth at the runs' last probed step)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,77 @@ def draw_curves(spec: StudySpec, results: list[RunResult], key: str, path: Path)
         fig.savefig(path)
     plt.close(fig)
     return drawn
+
+
+def depth_profile(runs: list[RunResult], quantity: str) -> tuple[list[str], np.ndarray] | None:
+    """``(sub-layer names, values[run, sub-layer])`` of a diagnostics quantity at each run's last probed step
+    (NaN where a run did not record it); ``None`` when no run has it. Sub-layers in network order, as the
+    first run with records lists them."""
+    runs = [r for r in runs if r.depth]
+    if not runs:
+        return None
+    names = [rec["name"] for rec in sorted(runs[0].depth, key=lambda rec: rec["index"])]
+
+    def value(r: RunResult, name: str) -> float:
+        rec = next((x for x in r.depth if x["name"] == name), {})
+        v = rec.get(quantity)
+        return math.nan if v is None else float(v)
+
+    values = np.array([[value(r, n) for n in names] for r in runs])
+    return (names, values) if np.isfinite(values).any() else None
+
+
+def draw_depth(spec: StudySpec, results: list[RunResult], quantity: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    drawn = False
+    for v in spec.variants:
+        prof = depth_profile([r for r in results if r.variant == v], quantity)
+        if prof is None:
+            continue
+        _, vals = prof
+        x = np.arange(vals.shape[1])
+        with np.errstate(all="ignore"):
+            mean, lo, hi = np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
+        (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{v} (n={len(vals)})", linewidth=1.4)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        drawn = True
+    if drawn:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("residual sub-layer (network order; names in the report's table)")
+        ax.set_ylabel(quantity)
+        ax.set_title(f"{spec.name}: {quantity} per depth, last probed step (band: min-max over seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    plt.close(fig)
+    return drawn
+
+
+def depth_table(spec: StudySpec, results: list[RunResult], quantity: str) -> list[str]:
+    """A markdown table: one row per sub-layer, the mean over seeds of ``quantity`` per variant."""
+    profiles = {v: depth_profile([r for r in results if r.variant == v], quantity) for v in spec.variants}
+    profiles = {v: p for v, p in profiles.items() if p is not None}
+    if not profiles:
+        return []
+    names = next(iter(profiles.values()))[0]
+    lines = [f"## `{quantity}` per depth (last probed step, mean over seeds)", "",
+             "| sub-layer | " + " | ".join(f"`{v}` (n={len(p[1])})" for v, p in profiles.items()) + " |",
+             "|---|" + "---|" * len(profiles)]  # fmt: skip
+    for i, name in enumerate(names):
+        cells = []
+        for _, (vnames, vals) in profiles.items():
+            col = vals[:, vnames.index(name)] if name in vnames else np.array([math.nan])
+            cells.append(_fmt(float(np.nanmean(col)) if np.isfinite(col).any() else math.nan))
+        lines.append(f"| {i} `{name}` | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def draw_finals(spec: StudySpec, results: list[RunResult], key: str, path: Path) -> bool:
@@ -165,10 +237,13 @@ def write_report(
                 seeds += " (a diverged run counts as worse than any finished one)"
             lines.append(f"| {c.describe()} | {_fmt(d.mean)} | {_ci(d)} | {seeds} | "
                          f"**{decided or verdict(d, c.expect, c.margin)}** |")  # fmt: skip
+    completed = [r for r in done if not r.diverged]  # a diverged run's curve stops early: kept out of the bands
+    for q in spec.depth_profiles:
+        table = depth_table(spec, completed, q)
+        lines += ["", *table] if table else ["", f"## `{q}` per depth", "", "No finished run recorded it.", ""]
     pictures = []
     keys = sorted({k for r in done for k in r.curves if k.startswith(("train/", "val/")) and not k.startswith("perf/")})
     wanted = [k for k in keys if k.split("/", 1)[1] in {m.key.split("/", 1)[-1] for m in spec.metrics} | {"loss"}]
-    completed = [r for r in done if not r.diverged]  # a diverged run's curve stops early: kept out of the bands
     for key in wanted:
         name = f"curves_{key.replace('/', '_')}.png"
         if draw_curves(spec, completed, key, root / name):
@@ -177,6 +252,10 @@ def write_report(
         name = f"final_{m.key.replace('/', '_')}.png"
         if draw_finals(spec, done, m.key, root / name):
             pictures.append((f"final {m.key}", name))
+    for q in spec.depth_profiles:
+        name = f"depth_{q}.png"
+        if draw_depth(spec, completed, q, root / name):
+            pictures.append((f"{q} per depth", name))
     diag = sorted(root.glob("runs/*/seed*/diagnostics/*.png"))
     if pictures or diag:
         lines += ["", "## Pictures", ""]
@@ -193,4 +272,4 @@ def write_report(
     return path
 
 
-__all__ = ["curve_band", "draw_curves", "draw_finals", "write_report"]
+__all__ = ["curve_band", "depth_profile", "depth_table", "draw_curves", "draw_depth", "draw_finals", "write_report"]

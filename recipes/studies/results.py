@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hydra_plugins.resblocks_study.study_sweeper import run_dir
 
@@ -26,6 +27,7 @@ class RunResult:
     params: int | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric -> [(step, value)]
     diverged: str | None = None  # the divergence guard's line: finished (not run again), but no final metrics
+    depth: list[dict[str, Any]] = field(default_factory=list)  # the last probed step's per-sub-layer records
 
     @property
     def seconds_per_step(self) -> float:
@@ -62,7 +64,19 @@ def read_run(spec: StudySpec, root: Path, variant: str, seed: int) -> RunResult:
         result.seconds, result.steps = float(data.get("seconds", math.nan)), int(data.get("steps", 0))
         result.params = data.get("params")
         result.diverged = data.get("diverged")
+        result.depth = read_last_probe(folder)
     return result
+
+
+def read_last_probe(folder: Path) -> list[dict[str, Any]]:
+    """The per-sub-layer records (``SubLayerStats.as_dict()``, NaN as null) of the last probed step in the run's
+    ``diagnostics/history.json`` (written by ``ResidualDiagnostics`` at the end of fit); ``[]`` without one."""
+    path = folder / "diagnostics" / "history.json"
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError):  # no diagnostics, or a file cut short: the report leaves the run out
+        return []
+    return list(rows[-1].get("records", [])) if rows else []
 
 
 def read_results(spec: StudySpec, root: Path, seeds: list[int] | None = None) -> list[RunResult]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from resblocks.diagnostics.record import QUANTITIES
 from resblocks.errors import ConfigError
 
 from .stats import EXPECTATIONS
@@ -61,6 +62,9 @@ class StudySpec:
     paper: str = ""
     scaled_down: str = ""  # what was made smaller than the paper, in words
     minutes_per_run: float | None = None  # measured here, for dry_run's estimate
+    # residual-diagnostics quantities (``SubLayerStats`` fields, e.g. ``effective_rank``) the report compares per
+    # depth, from each run's last probed step (``diagnostics/history.json``)
+    depth_profiles: list[str] = field(default_factory=list)
 
     def runs(self) -> list[tuple[str, int]]:
         """Every (variant, seed), seeds innermost: a partial study has all variants at the first seeds."""
@@ -120,7 +124,7 @@ def load_study(name: str, directory: Path = STUDY_DIR) -> StudySpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"study: {path} is not a mapping")
     known = {"name", "recipe", "claim", "variants", "seeds", "baseline", "metrics", "checks", "overrides", "paper",
-             "scaled_down", "minutes_per_run"}  # fmt: skip
+             "scaled_down", "minutes_per_run", "depth_profiles"}  # fmt: skip
     for key in raw:
         if key not in known:
             raise ConfigError(f"study.{key}: unknown key in {path.name}; valid: {', '.join(sorted(known))}")
@@ -157,6 +161,10 @@ def load_study(name: str, directory: Path = STUDY_DIR) -> StudySpec:
         if c["metric"] not in {m.key for m in metrics}:
             raise ConfigError(f"study.checks.metric: {c['metric']!r}; valid: {', '.join(m.key for m in metrics)}")
         checks.append(Check(c["a"], c["b"], c["metric"], c["expect"], float(c.get("margin", 0.0))))
+    profiles = raw.get("depth_profiles") or []
+    bad = [profiles] if not isinstance(profiles, list) else [q for q in profiles if q not in QUANTITIES]
+    if bad:
+        raise ConfigError(f"study.depth_profiles: {bad[0]!r}; valid: a list of {', '.join(QUANTITIES)}")
     return StudySpec(
         name=str(raw.get("name", path.stem)),
         recipe=str(raw["recipe"]),
@@ -170,6 +178,7 @@ def load_study(name: str, directory: Path = STUDY_DIR) -> StudySpec:
         paper=str(raw.get("paper", "")).strip(),
         scaled_down=str(raw.get("scaled_down", "")).strip(),
         minutes_per_run=raw.get("minutes_per_run"),
+        depth_profiles=[str(q) for q in profiles],
     )
 
 
