@@ -39,32 +39,43 @@ def curve_band(runs: list[RunResult], key: str) -> tuple[np.ndarray, np.ndarray,
     return grid, ys.mean(0), ys.min(0), ys.max(0)
 
 
-def draw_curves(spec: StudySpec, results: list[RunResult], key: str, path: Path) -> bool:
+Band = tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (label, x, mean, lo, hi)
+
+
+def _draw_bands(bands: list[Band], path: Path, *, xlabel: str, ylabel: str, title: str, depth: bool = False) -> bool:
+    """One line per variant with a shaded band; ``depth``: markers and integer ticks (sub-layers, not steps)."""
+    if not bands:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    drawn = False
+    for label, x, mean, lo, hi in bands:
+        (line,) = ax.plot(x, mean, label=label, linewidth=1.4, **({"marker": "o", "markersize": 3} if depth else {}))
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    if depth:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10 if len(title) < 70 else 9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def draw_curves(spec: StudySpec, results: list[RunResult], key: str, path: Path) -> bool:
+    bands = []
     for v in spec.variants:
         band = curve_band([r for r in results if r.variant == v], key)
-        if band is None:
-            continue
-        steps, mean, lo, hi = band
-        (line,) = ax.plot(steps, mean, label=v, linewidth=1.4)
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        drawn = True
-    if drawn:
-        ax.set_xlabel("step")
-        ax.set_ylabel(key)
-        ax.set_title(f"{spec.name}: {key} (mean; band: min-max over seeds)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    plt.close(fig)
-    return drawn
+        if band is not None:
+            bands.append((v, *band))
+    return _draw_bands(bands, path, xlabel="step", ylabel=key, title=f"{spec.name}: {key} (mean; band: min-max over seeds)")
 
 
 def depth_profile(runs: list[RunResult], quantity: str) -> tuple[list[str], np.ndarray] | None:
@@ -86,37 +97,18 @@ def depth_profile(runs: list[RunResult], quantity: str) -> tuple[list[str], np.n
 
 
 def draw_depth(spec: StudySpec, results: list[RunResult], quantity: str, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    drawn = False
+    bands = []
     for v in spec.variants:
         prof = depth_profile([r for r in results if r.variant == v], quantity)
         if prof is None:
             continue
-        _, vals = prof
-        x = np.arange(vals.shape[1])
-        with np.errstate(all="ignore"):
-            mean, lo, hi = np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
-        (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{v} (n={len(vals)})", linewidth=1.4)
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        drawn = True
-    if drawn:
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("residual sub-layer (network order; names in the report's table)")
-        ax.set_ylabel(quantity)
-        ax.set_title(f"{spec.name}: {quantity} per depth, last probed step (band: min-max over seeds)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    plt.close(fig)
-    return drawn
+        vals = prof[1]
+        with np.errstate(all="ignore"):  # a sub-layer no seed recorded stays NaN (a gap in the line)
+            bands.append((f"{v} (n={len(vals)})", np.arange(vals.shape[1]), np.nanmean(vals, 0), np.nanmin(vals, 0),
+                          np.nanmax(vals, 0)))  # fmt: skip
+    return _draw_bands(bands, path, xlabel="residual sub-layer (network order; names in the report's table)",
+                       ylabel=quantity, depth=True,
+                       title=f"{spec.name}: {quantity} per depth, last probed step (band: min-max over seeds)")  # fmt: skip
 
 
 def depth_table(spec: StudySpec, results: list[RunResult], quantity: str) -> list[str]:
