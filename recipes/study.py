@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .studies.report import write_report
 
-    command = "python -m recipes.study " + " ".join(shlex.quote(a) for a in argv)
+    # the command that runs the study: a report written on demand names the study's command, not itself
+    command = "python -m recipes.study " + " ".join(shlex.quote(a) for a in argv if not a.startswith("report_only="))
     if dry_run:
         from hydra_plugins.resblocks_study.study_sweeper import is_finished, run_dir
 
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         code = subprocess.call([sys.executable, "-m", "recipes.train", *argv_train])
         if code == 2:
             return 2  # a config error, already reported in one line
-    path = write_report(spec, root, seeds=seeds, command=command, wall_seconds=time.perf_counter() - start)
+    wall = None if report_only else time.perf_counter() - start
+    path = write_report(spec, root, seeds=seeds, command=command, wall_seconds=wall)
     print(f"study {spec.name}: report {path}", flush=True)
     return 0
 

@@ -92,6 +92,13 @@ def test_sequential_study_writes_the_report(study) -> None:
     assert_complete(root)
     again = subprocess.run(study_cmd(path, root), env=env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "4 finished run(s) kept, 0 to run" in again.stdout
+    assert "min wall for this invocation" in (root / "report.md").read_text()
+    # A report on demand names the command that runs the study, and no wall time of its own.
+    only = subprocess.run(study_cmd(path, root, "report_only=true"), env=env(), capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert only.returncode == 0, only.stderr[-2000:]
+    report = (root / "report.md").read_text()
+    assert f"**Command:** `python -m recipes.study study={path} root={root}`\n" in report and "min wall" not in report
     # Other settings than the finished runs were made with: refused, nothing mixed, nothing runs.
     other = subprocess.run(study_cmd(path, root, "trainer.max_steps=5"), env=env(), capture_output=True, text=True,
                            timeout=600)  # fmt: skip
