@@ -64,7 +64,8 @@ def read_run(spec: StudySpec, root: Path, variant: str, seed: int) -> RunResult:
         result.seconds, result.steps = float(data.get("seconds", math.nan)), int(data.get("steps", 0))
         result.params = data.get("params")
         result.diverged = data.get("diverged")
-        result.depth = read_last_probe(folder)
+        if spec.depth_profiles:  # only a study that compares depth profiles reads the diagnostics history
+            result.depth = read_last_probe(folder)
     return result
 
 
