@@ -96,13 +96,18 @@ def depth_profile(runs: list[RunResult], quantity: str) -> tuple[list[str], np.n
     return (names, values) if np.isfinite(values).any() else None
 
 
-def draw_depth(spec: StudySpec, results: list[RunResult], quantity: str, path: Path) -> bool:
+Profiles = dict[str, tuple[list[str], np.ndarray]]  # variant -> (sub-layer names, values[seed, sub-layer])
+
+
+def variant_profiles(spec: StudySpec, results: list[RunResult], quantity: str) -> Profiles:
+    """``depth_profile`` of each variant that has one, in the study's order."""
+    profiles = {v: depth_profile([r for r in results if r.variant == v], quantity) for v in spec.variants}
+    return {v: p for v, p in profiles.items() if p is not None}
+
+
+def draw_depth(spec: StudySpec, profiles: Profiles, quantity: str, path: Path) -> bool:
     bands = []
-    for v in spec.variants:
-        prof = depth_profile([r for r in results if r.variant == v], quantity)
-        if prof is None:
-            continue
-        vals = prof[1]
+    for v, (_, vals) in profiles.items():
         with np.errstate(all="ignore"):  # a sub-layer no seed recorded stays NaN (a gap in the line)
             bands.append((f"{v} (n={len(vals)})", np.arange(vals.shape[1]), np.nanmean(vals, 0), np.nanmin(vals, 0),
                           np.nanmax(vals, 0)))  # fmt: skip
@@ -111,10 +116,8 @@ def draw_depth(spec: StudySpec, results: list[RunResult], quantity: str, path: P
                        title=f"{spec.name}: {quantity} per depth, last probed step (band: min-max over seeds)")  # fmt: skip
 
 
-def depth_table(spec: StudySpec, results: list[RunResult], quantity: str) -> list[str]:
+def depth_table(profiles: Profiles, quantity: str) -> list[str]:
     """A markdown table: one row per sub-layer, the mean over seeds of ``quantity`` per variant."""
-    profiles = {v: depth_profile([r for r in results if r.variant == v], quantity) for v in spec.variants}
-    profiles = {v: p for v, p in profiles.items() if p is not None}
     if not profiles:
         return []
     names = next(iter(profiles.values()))[0]
@@ -123,7 +126,7 @@ def depth_table(spec: StudySpec, results: list[RunResult], quantity: str) -> lis
              "|---|" + "---|" * len(profiles)]  # fmt: skip
     for i, name in enumerate(names):
         cells = []
-        for _, (vnames, vals) in profiles.items():
+        for vnames, vals in profiles.values():
             col = vals[:, vnames.index(name)] if name in vnames else np.array([math.nan])
             cells.append(_fmt(float(np.nanmean(col)) if np.isfinite(col).any() else math.nan))
         lines.append(f"| {i} `{name}` | " + " | ".join(cells) + " |")
@@ -230,8 +233,9 @@ def write_report(
             lines.append(f"| {c.describe()} | {_fmt(d.mean)} | {_ci(d)} | {seeds} | "
                          f"**{decided or verdict(d, c.expect, c.margin)}** |")  # fmt: skip
     completed = [r for r in done if not r.diverged]  # a diverged run's curve stops early: kept out of the bands
-    for q in spec.depth_profiles:
-        table = depth_table(spec, completed, q)
+    profiles = {q: variant_profiles(spec, completed, q) for q in spec.depth_profiles}
+    for q, per_variant in profiles.items():
+        table = depth_table(per_variant, q)
         lines += ["", *table] if table else ["", f"## `{q}` per depth", "", "No finished run recorded it.", ""]
     pictures = []
     keys = sorted({k for r in done for k in r.curves if k.startswith(("train/", "val/")) and not k.startswith("perf/")})
@@ -244,9 +248,9 @@ def write_report(
         name = f"final_{m.key.replace('/', '_')}.png"
         if draw_finals(spec, done, m.key, root / name):
             pictures.append((f"final {m.key}", name))
-    for q in spec.depth_profiles:
+    for q, per_variant in profiles.items():
         name = f"depth_{q}.png"
-        if draw_depth(spec, completed, q, root / name):
+        if draw_depth(spec, per_variant, q, root / name):
             pictures.append((f"{q} per depth", name))
     diag = sorted(root.glob("runs/*/seed*/diagnostics/*.png"))
     if pictures or diag:
@@ -264,4 +268,5 @@ def write_report(
     return path
 
 
-__all__ = ["curve_band", "depth_profile", "depth_table", "draw_curves", "draw_depth", "draw_finals", "write_report"]
+__all__ = ["curve_band", "depth_profile", "depth_table", "draw_curves", "draw_depth", "draw_finals", "variant_profiles",
+           "write_report"]
