@@ -167,7 +167,9 @@ class TrainConfig:
     # The fast path (recipes/engine/fast_path.py): auto | true | false each; one line at the start says what was chosen.
     compile: bool | str = "auto"  # torch.compile the network; auto: on CUDA only
     channels_last: bool | str = "auto"  # NHWC conv nets and image batches; auto: for conv nets
-    float32_matmul_precision: str | None = None  # highest | high | medium (TF32 on Ampere+ GPUs)
+    # highest | high | medium (TF32 on Ampere+ GPUs). On a CPU with AMX, medium makes fp32 matmuls bf16 (oneDNN):
+    # shakespeare_gpt's step was 1.9x slower so on an Intel Xeon (docs/benchmarks.md).
+    float32_matmul_precision: str | None = None
     model: dict[str, Any] = field(default_factory=dict)  # name + builder options (resblocks.MODELS)
     data: dict[str, Any] = field(default_factory=dict)  # name + DataModule options (recipes.data)
     shortcut: dict[str, Any] | None = None  # name + rule options (resblocks.SHORTCUTS); null = model default
