@@ -62,3 +62,31 @@ def test_multirun_sweep_on_one_device(tiny_data, tmp_path):
     assert all(json.loads(p.read_text())["steps"] == 1 for p in summaries)
     swept = [(p.parent / ".hydra" / "overrides.yaml").read_text() for p in summaries]
     assert "shortcut=identity" in swept[0] and "shortcut=rezero" in swept[1]
+    assert "Tip:" not in proc.stdout + proc.stderr  # Lightning's litlogger/litmodels adverts are filtered
+
+
+def test_lightning_tips_are_filtered_from_a_real_trainer():
+    import logging
+
+    import lightning.pytorch as pl
+
+    from recipes.train import NO_LIGHTNING_TIPS
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, log.level = log.level, logging.INFO
+    log.addHandler(handler)
+    kwargs = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    try:
+        log.removeFilter(NO_LIGHTNING_TIPS)
+        pl.Trainer(**kwargs)
+        assert any(m.startswith("💡 Tip:") for m in seen), seen  # Lightning prints them: the filter has work to do
+        seen.clear()
+        log.addFilter(NO_LIGHTNING_TIPS)
+        pl.Trainer(**kwargs)
+        assert seen and not any("Tip:" in m for m in seen), seen  # its other lines still come through
+    finally:
+        log.removeHandler(handler)
+        log.level = level
