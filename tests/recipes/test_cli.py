@@ -76,7 +76,8 @@ def test_lightning_tips_are_filtered_from_a_real_trainer():
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level, log.level = log.level, logging.INFO
+    level = log.level
+    log.setLevel(logging.INFO)  # setLevel, not .level =: it also clears the loggers' cached isEnabledFor answers
     log.addHandler(handler)
     kwargs = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     try:
@@ -89,4 +90,4 @@ def test_lightning_tips_are_filtered_from_a_real_trainer():
         assert seen and not any("Tip:" in m for m in seen), seen  # its other lines still come through
     finally:
         log.removeHandler(handler)
-        log.level = level
+        log.setLevel(level)
