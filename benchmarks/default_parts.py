@@ -22,29 +22,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .nanogpt_shakespeare import run_timed  # CPU seconds of a child process; one line if it fails
+
 BATCH, CONTEXT, VOCAB = 12, 64, 65  # nanoGPT's CPU run; tiny-shakespeare's 65 characters
 
 
 def recipe_cpu_seconds(argv: Sequence[str], env: dict[str, str]) -> float:
     """CPU seconds (user + system, its children included) of ``python -m recipes.train ARGV``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = [sys.executable, "-m", "recipes.train", *argv]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-2:]
-        raise SystemExit(f"recipes.train: exit {done.returncode}: {tail}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return run_timed([sys.executable, "-m", "recipes.train", *argv], env)[0]
 
 
 def per_step(long_run: float, one_step_run: float, extra_steps: int) -> float:

@@ -9,7 +9,6 @@ Exit status: 0 done, 2 bad configuration (one line, no traceback, nothing built 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
@@ -30,19 +29,9 @@ from .help_listing import shared_listing_repository, wants_help
 from .runs.plan import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
 from .tracking.summary import RunSummary, collect_metrics, hydra_overrides, resolved_choices
 from .tracking.loggers import quick_getmodule, redact_secrets
+from .tracking.quiet import drop_lightning_tips
 
 _task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
-
-
-class _NoLightningTips(logging.Filter):
-    """Drops Lightning's "💡 Tip: ... try installing litlogger / litmodels" lines (two per Trainer since 2.6):
-    advertisements for its hosted services, not information about the run."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip:")
-
-
-NO_LIGHTNING_TIPS = _NoLightningTips()
 
 
 def build_trainer(
@@ -58,7 +47,7 @@ def build_trainer(
     from .engine.precision import PLAIN_STRATEGIES, trainer_precision
 
     decision = decision or fast_path_for(cfg, None)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NO_LIGHTNING_TIPS)  # kept once
+    drop_lightning_tips()
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     del kwargs["precision"]  # "auto", or what the decision took it from
     kwargs.update(trainer_precision(decision.precision, decision.device, kwargs["strategy"]))

@@ -70,12 +70,12 @@ def test_lightning_tips_are_filtered_from_a_real_trainer():
 
     import lightning.pytorch as pl
 
-    from recipes.train import NO_LIGHTNING_TIPS
+    from recipes.tracking.quiet import LIGHTNING_LOG, NO_LIGHTNING_TIPS
 
     seen: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    log = logging.getLogger(LIGHTNING_LOG)
     level = log.level
     log.setLevel(logging.INFO)  # setLevel, not .level =: it also clears the loggers' cached isEnabledFor answers
     log.addHandler(handler)

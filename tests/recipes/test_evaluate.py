@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 import resblocks
 from recipes.data import build_datamodule
 from recipes.evaluate import evaluate, main
+from recipes.tracking.quiet import LIGHTNING_LOG, NO_LIGHTNING_TIPS
 
 # `trained` (conftest.py): last.ckpt of a tiny GPT (depth 1, dim 32, 2 heads, val_batches 2) trained 4 steps.
 
@@ -38,7 +40,9 @@ def test_evaluate_matches_a_hand_computed_test_loss(trained, tiny_data):
 
 
 def test_cli_writes_metrics_and_refuses_bad_arguments(trained, capsys):
+    logging.getLogger(LIGHTNING_LOG).removeFilter(NO_LIGHTNING_TIPS)  # a training run in this process may have set it
     main([f"ckpt={trained}", "data.batch_size=4"])
+    assert NO_LIGHTNING_TIPS in logging.getLogger(LIGHTNING_LOG).filters  # evaluate's Trainer prints no adverts either
     out = json.loads(trained.with_name(trained.name + ".test.json").read_text())
     assert out["overrides"] == ["data.batch_size=4"] and "test/loss" in out["metrics"]
     assert "test/loss" in capsys.readouterr().out
