@@ -36,6 +36,8 @@ class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
         batch_size: samples per batch (per device).
         num_workers: loader worker processes (0 suits in-memory data).
         augment: random pad-crop + horizontal flip on train batches.
+        crop_padding: zero padding of that crop in pixels (default: the dataset's, e.g. 4 for 32x32 CIFAR);
+            0 keeps only the flips.
         val_fraction: share of train held out as val (deterministic given ``seed``); 0 uses test as val.
         seed: seeds the hold-out, the train order (per epoch) and the augmentation (per batch).
         limit_train_samples: keep only this many train samples (quick tests).
@@ -56,6 +58,7 @@ class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
         batch_size: int = 128,
         num_workers: int = 0,
         augment: bool = True,
+        crop_padding: int | None = None,
         val_fraction: float = 0.1,
         seed: int = 0,
         limit_train_samples: int | None = None,
@@ -66,6 +69,9 @@ class ImageClassificationData(ResumableTrainData, pl.LightningDataModule):
         check_range("data.val_fraction", val_fraction, ge=0, lt=1)
         check_range("data.batch_size", batch_size, ge=1)
         check_range("data.num_workers", num_workers, ge=0)
+        check_range("data.crop_padding", crop_padding, ge=0, null="for the dataset's default")
+        if crop_padding is not None:
+            self.crop_padding = crop_padding
         check_range("data.limit_train_samples", limit_train_samples, ge=1, null="for all")
         self.batch_size, self.num_workers, self.augment = batch_size, num_workers, augment
         self.val_fraction, self.seed, self.limit_train_samples = val_fraction, seed, limit_train_samples

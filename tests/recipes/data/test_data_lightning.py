@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import pytest
 import torch
 from data_helpers import STORY
 
@@ -142,3 +143,39 @@ def test_lm_mid_epoch_resume_is_exact(tmp_path):
     )
     replay = [x for s, _, x in resumed.seen if s == "train"]
     assert len(replay) == 6 and all(torch.equal(a, b) for a, b in zip(replay, reference[2:]))
+
+
+def shifts_seen(augmented: torch.Tensor, original: torch.Tensor, max_shift: int) -> set[int]:
+    """Per sample, the largest |offset| of the pad-crop window (of the image or of its mirror) it matches."""
+    import torch.nn.functional as F
+
+    p = max_shift
+    seen = set()
+    for a, x in zip(augmented, original):
+        padded = [F.pad(v, (p, p, p, p)) for v in (x, x.flip(-1))]
+        hits = [
+            max(abs(dy - p), abs(dx - p))
+            for v in padded
+            for dy in range(2 * p + 1)
+            for dx in range(2 * p + 1)
+            if torch.equal(v[:, dy : dy + 28, dx : dx + 28], a)
+        ]
+        assert hits, "an augmented image is no window of the padded image or its flip"
+        seen.add(min(hits))
+    return seen
+
+
+def test_crop_padding_sets_the_largest_shift(idx_dir):
+    x = torch.randint(1, 256, (64, 1, 28, 28), dtype=torch.uint8)  # no zero pixels: every shift is visible
+    batch = (x, torch.zeros(64, dtype=torch.int64))
+
+    def augmented(**options):
+        dm = build_datamodule("fmnist", path=str(idx_dir), augment=True, **options)
+        out = at(dm, 0, 0).on_after_batch_transfer(batch, 0)[0]
+        return ((out * 0.3530 + 0.2860) * 255).round().to(torch.uint8)  # undo the normalisation
+
+    assert shifts_seen(augmented(crop_padding=0), x, max_shift=4) == {0}  # flips only
+    assert shifts_seen(augmented(crop_padding=2), x, max_shift=4) == {0, 1, 2}
+    assert max(shifts_seen(augmented(), x, max_shift=4)) > 2  # the dataset's default, 4
+    with pytest.raises(ValueError, match="data.crop_padding"):
+        build_datamodule("fmnist", path=str(idx_dir), augment=True, crop_padding=-1)
