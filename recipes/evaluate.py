@@ -24,7 +24,7 @@ from resblocks.errors import ConfigError
 
 from .errors import CONFIG_EXIT, FAILURE_EXIT
 from .runs.plan import META_KEY, WRITTEN_BY, is_bare_state_dict, mismatch_message, open_checkpoint, weights_mismatch
-from .tracking.quiet import drop_lightning_tips
+from .tracking.quiet import quiet_lightning
 
 USAGE = (
     "usage: python -m recipes.evaluate ckpt=PATH [eval=test,knn,linear_probe] [key=value ...]  "
@@ -113,7 +113,7 @@ def evaluate(ckpt: str | Path, overrides: Sequence[str] = (), evals: Sequence[st
         raise ConfigError(mismatch_message("ckpt", ckpt, mismatch, stored, plain(cfg)))
     module.load_state_dict(state["state_dict"])
     t = cfg.trainer
-    drop_lightning_tips()
+    quiet_lightning()
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=1, **trainer_precision(decision.precision, decision.device), logger=False,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=t.enable_progress_bar,

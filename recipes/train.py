@@ -29,7 +29,7 @@ from .help_listing import shared_listing_repository, wants_help
 from .runs.plan import RunPlan, WeightsMismatch, check_resumable, launch_rank, mismatch_message, plan_run
 from .tracking.summary import RunSummary, collect_metrics, hydra_overrides, resolved_choices
 from .tracking.loggers import quick_getmodule, redact_secrets
-from .tracking.quiet import drop_lightning_tips
+from .tracking.quiet import quiet_lightning
 
 _task_started = False  # set once Hydra has composed the config (to tell its errors from ours)
 
@@ -47,7 +47,7 @@ def build_trainer(
     from .engine.precision import PLAIN_STRATEGIES, trainer_precision
 
     decision = decision or fast_path_for(cfg, None)
-    drop_lightning_tips()
+    quiet_lightning()
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     del kwargs["precision"]  # "auto", or what the decision took it from
     kwargs.update(trainer_precision(decision.precision, decision.device, kwargs["strategy"]))

@@ -1,8 +1,10 @@
-"""What the recipes keep out of a run's output: Lightning's adverts (the Trainer's other lines stay)."""
+"""What the recipes keep out of a run's output: Lightning's adverts and one deprecation warning that Lightning
+itself triggers (the Trainer's other lines and every other warning stay)."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 LIGHTNING_LOG = "lightning.pytorch.utilities.rank_zero"  # the logger of Lightning's rank_zero_info lines
 
@@ -18,6 +20,13 @@ class _NoLightningTips(logging.Filter):
 NO_LIGHTNING_TIPS = _NoLightningTips()
 
 
-def drop_lightning_tips() -> None:
-    """Install :data:`NO_LIGHTNING_TIPS` on Lightning's logger (``addFilter`` keeps one copy, so calls repeat freely)."""
+# Lightning 2.6's own pytree helper builds ``LeafSpec()``, which torch 2.14 deprecates with a FutureWarning printed
+# once per run: about Lightning's code, nothing a user of the recipes can act on.
+LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+def quiet_lightning() -> None:
+    """Install :data:`NO_LIGHTNING_TIPS` on Lightning's logger and ignore :data:`LEAFSPEC_WARNING` (both
+    idempotent: ``addFilter`` and ``filterwarnings`` keep one copy, so calls repeat freely)."""
     logging.getLogger(LIGHTNING_LOG).addFilter(NO_LIGHTNING_TIPS)
+    warnings.filterwarnings("ignore", message=LEAFSPEC_WARNING, category=FutureWarning)
