@@ -25,9 +25,12 @@ def _ci(s: Summary) -> str:
     return "n/a" if not math.isfinite(s.lo) else f"[{_fmt(s.lo)}, {_fmt(s.hi)}]"
 
 
-def curve_band(runs: list[RunResult], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(steps, mean, lo, hi)`` of ``key`` over the runs (min/max band), on the steps all runs share."""
-    series = [np.array(r.curves[key]) for r in runs if len(r.curves.get(key, ())) >= 2]
+Curves = dict[str, list[tuple[int, float]]]  # metric -> [(step, value)], as results.read_curves returns them
+
+
+def curve_band(runs: list[Curves], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(steps, mean, lo, hi)`` of ``key`` over the runs' curves (min/max band), on the steps all runs share."""
+    series = [np.array(c[key]) for c in runs if len(c.get(key, ())) >= 2]
     if not series:
         return None
     end = min(s[-1, 0] for s in series)
@@ -42,7 +45,7 @@ def curve_band(runs: list[RunResult], key: str) -> tuple[np.ndarray, np.ndarray,
 Band = tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (label, x, mean, lo, hi)
 
 
-def _draw_bands(bands: list[Band], path: Path, *, xlabel: str, ylabel: str, title: str, depth: bool = False) -> bool:
+def draw_bands(bands: list[Band], path: Path, *, xlabel: str, ylabel: str, title: str, depth: bool = False) -> bool:
     """One line per variant with a shaded band; ``depth``: markers and integer ticks (sub-layers, not steps)."""
     if not bands:
         return False
@@ -72,10 +75,10 @@ def _draw_bands(bands: list[Band], path: Path, *, xlabel: str, ylabel: str, titl
 def draw_curves(spec: StudySpec, results: list[RunResult], key: str, path: Path) -> bool:
     bands = []
     for v in spec.variants:
-        band = curve_band([r for r in results if r.variant == v], key)
+        band = curve_band([r.curves for r in results if r.variant == v], key)
         if band is not None:
             bands.append((v, *band))
-    return _draw_bands(bands, path, xlabel="step", ylabel=key, title=f"{spec.name}: {key} (mean; band: min-max over seeds)")
+    return draw_bands(bands, path, xlabel="step", ylabel=key, title=f"{spec.name}: {key} (mean; band: min-max over seeds)")
 
 
 def depth_profile(runs: list[RunResult], quantity: str) -> tuple[list[str], np.ndarray] | None:
@@ -111,7 +114,7 @@ def draw_depth(spec: StudySpec, profiles: Profiles, quantity: str, path: Path) -
         with np.errstate(all="ignore"):  # a sub-layer no seed recorded stays NaN (a gap in the line)
             bands.append((f"{v} (n={len(vals)})", np.arange(vals.shape[1]), np.nanmean(vals, 0), np.nanmin(vals, 0),
                           np.nanmax(vals, 0)))  # fmt: skip
-    return _draw_bands(bands, path, xlabel="residual sub-layer (network order; names in the report's table)",
+    return draw_bands(bands, path, xlabel="residual sub-layer (network order; names in the report's table)",
                        ylabel=quantity, depth=True,
                        title=f"{spec.name}: {quantity} per depth, last probed step (band: min-max over seeds)")  # fmt: skip
 
@@ -268,5 +271,5 @@ def write_report(
     return path
 
 
-__all__ = ["curve_band", "depth_profile", "depth_table", "draw_curves", "draw_depth", "draw_finals", "variant_profiles",
+__all__ = ["Curves", "curve_band", "draw_bands", "depth_profile", "depth_table", "draw_curves", "draw_depth", "draw_finals", "variant_profiles",
            "write_report"]
