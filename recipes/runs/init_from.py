@@ -61,7 +61,7 @@ def load_initial_weights(net: nn.Module, path: str | Path) -> str:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
             raise ConfigError(
                 f"{KEY}: '{path}' ({what}) {problem}: {names[0]}{more}; valid: a checkpoint of the same network, "
-                "or an MAE whose encoder has this ViT's sizes (image_size, patch_size, depth, dim, heads, mlp_ratio)"
+                "or an MAE whose encoder has this ViT's sizes and pooling (image_size, patch_size, depth, dim, heads, mlp_ratio, pool)"
             )
     keep = {k: v for k, v in sd.items() if k in own and (k not in head or v.shape == own[k].shape)}
     net.load_state_dict(keep, strict=False)

@@ -68,14 +68,18 @@ def test_a_vit_fine_tunes_from_the_maes_encoder(tiny_data, tmp_path, capsys):
         def on_fit_start(self, trainer, pl_module):
             seen.update({k: v.clone() for k, v in pl_module.net.state_dict().items()})
 
-    run(tiny("fmnist_vit", tiny_data, tmp_path / "vit", "trainer.max_steps=1", f"init_from={ckpt}"), callbacks=[Look()])
+    # the MAE's encoder reads a class token; the recipe's ViT mean-pools without one unless told
+    run(tiny("fmnist_vit", tiny_data, tmp_path / "vit", "trainer.max_steps=1", "model.pool=cls", f"init_from={ckpt}"), callbacks=[Look()])
     assert "init_from: " in capsys.readouterr().out
     for key, value in encoder.items():
         torch.testing.assert_close(seen[key], value, rtol=0, atol=0, msg=key)
     assert {"head.weight", "head.bias"} <= seen.keys() - encoder.keys()
     # an encoder of another shape: one line naming the first mismatched tensor
     with pytest.raises(ConfigError, match=r"^init_from: .* differs in shape: cls_token .*valid: "):
-        run(tiny("fmnist_vit", tiny_data, tmp_path / "bad", "trainer.max_steps=1", "+model.dim=32", f"init_from={ckpt}"))
+        run(tiny("fmnist_vit", tiny_data, tmp_path / "bad", "trainer.max_steps=1", "model.pool=cls", "+model.dim=32", f"init_from={ckpt}"))
+    # the recipe's own mean-pooled ViT has no class token to take the MAE's: one line naming it and model.pool
+    with pytest.raises(ConfigError, match=r"^init_from: .* network lacks: cls_token; valid: .*\bpool\)$"):
+        run(tiny("fmnist_vit", tiny_data, tmp_path / "bad3", "trainer.max_steps=1", f"init_from={ckpt}"))
     with pytest.raises(ConfigError, match=r"^init_from: .* not found"):
         run(tiny("fmnist_vit", tiny_data, tmp_path / "bad2", f"init_from={tmp_path / 'nope.ckpt'}"))
 
