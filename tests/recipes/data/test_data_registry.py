@@ -34,7 +34,7 @@ def test_unknown_option():
         rd.build_datamodule("fmnist", foo=1)
     assert str(e.value) == (
         "data: unknown option 'foo' for 'fmnist'; valid options: "
-        "augment, batch_size, cache_dir, limit_train_samples, num_workers, path, seed, val_fraction"
+        "augment, batch_size, cache_dir, crop_padding, limit_train_samples, num_workers, path, seed, val_fraction"
     )
     assert "bpe_train_chars" in rd.options(rd.DATASETS["tinystories"])
     assert "image_size" in rd.options(rd.DATASETS["imagenet"])
