@@ -7,7 +7,8 @@ The train order is a function of ``(seed, epoch)`` and resumes mid-epoch (:mod:`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -121,13 +122,16 @@ class TextClassificationData(ResumableTrainData, pl.LightningDataModule):
 
 
 class ShakespeareGenreData(TextClassificationData):
-    """A ``block_size``-char chunk of a play -> its label, split by play and stratified by genre: a chunk's play is
-    never seen in training.
+    """A ``block_size``-char passage of a play -> its label, split by play and stratified by genre: a passage's play
+    is never seen in training.
 
     Args:
-        label: ``genre``: the play's folder (comedies, histories, problems, roman, romances, tragedies);
-            ``speakers``: how many distinct speakers have a whole ``NAME:`` header line in the chunk
-            (0, 1, 2, 3 or more), which a bag of n-grams cannot count (a name said twice is one speaker).
+        label: what to predict, a name of :data:`LABELS`: ``genre``, the play's folder (comedies, histories,
+            problems, roman, romances, tragedies); ``speakers``, how many distinct speakers have a whole ``NAME:``
+            header line in the passage (0, 1, 2, 3 or more), which a bag of n-grams cannot count (a name said
+            twice is one speaker); ``continues``, whether the passage's second half continues its first
+            (next-passage prediction, after BERT's next-sentence task, Devlin et al. 2019) or is spliced from
+            another play of the same split, which a bag of n-grams cannot see (it adds up both halves).
     """
 
     name = "shakespeare_genre"
@@ -140,21 +144,68 @@ class ShakespeareGenreData(TextClassificationData):
 
     def load_examples(self) -> tuple[dict[str, tuple[list[str], list[int]]], list[str]]:
         plays = shakespeare.load_plays(self.path)
-        genres = sorted({p.genre for p in plays})
-        names = genres if self.label == "genre" else list(SPEAKER_CLASSES)
+        make, class_names = LABELS[self.label]
+        names = class_names(plays)
         out = {}
         for split, group in shakespeare.split_plays(plays, self.seed).items():
-            texts, labels = [], []
-            for play in group:
-                pieces = shakespeare.chunks(play.text, self.block_size)
-                texts += pieces
-                if self.label == "genre":
-                    labels += [genres.index(play.genre)] * len(pieces)
-                else:
-                    labels += [min(n, len(SPEAKER_CLASSES) - 1) for n in shakespeare.chunk_speakers(play.text, self.block_size)]
-            out[split] = (texts, labels)
+            rng = random.Random(f"{self.seed}:{split}")  # a str seed is hashed the same in every process
+            out[split] = make(group, self.block_size, rng, names)
         return out, names
 
 
-LABELS = ("genre", "speakers")
+Examples = tuple[list[str], list[int]]
+
+
+def genre_examples(group: Sequence[shakespeare.Play], size: int, rng: random.Random, classes: Sequence[str]) -> Examples:
+    """Each play's consecutive ``size``-char chunks, labelled by the index of the play's genre in ``classes``."""
+    texts, labels = [], []
+    for play in group:
+        pieces = shakespeare.chunks(play.text, size)
+        texts += pieces
+        labels += [classes.index(play.genre)] * len(pieces)
+    return texts, labels
+
+
+def speaker_examples(group: Sequence[shakespeare.Play], size: int, rng: random.Random, classes: Sequence[str]) -> Examples:
+    """The same chunks as :func:`genre_examples`, labelled by their distinct speakers (3 and more are one class)."""
+    texts, labels = [], []
+    for play in group:
+        texts += shakespeare.chunks(play.text, size)
+        labels += [min(n, len(SPEAKER_CLASSES) - 1) for n in shakespeare.chunk_speakers(play.text, size)]
+    return texts, labels
+
+
+def continuation_examples(group: Sequence[shakespeare.Play], size: int, rng: random.Random, classes: Sequence[str]) -> Examples:
+    """Each whole ``size``-char chunk's first ``size // 2`` characters, then, by a fair coin, its own rest (label 1,
+    ``continues``) or the rest of a random chunk of another play of ``group`` (label 0, ``spliced``; of another
+    chunk of the same play when ``group`` is one play). BERT's next-sentence pairs (Devlin et al. 2019, sec. 3.1)
+    draw the second part from a random document the same way; here both parts are halves of equal-length chunks,
+    so neither the length nor the cut's position tells the labels apart."""
+    half = size // 2
+    pieces = [(i, c) for i, play in enumerate(group) for c in shakespeare.chunks(play.text, size, min_size=size)]
+    if len(pieces) < 2:
+        raise ValueError(f"data.label=continues: a split has {len(pieces)} whole {size}-char chunk(s); it needs 2 or more")
+    texts, labels = [], []
+    for k, (i, chunk) in enumerate(pieces):
+        if rng.random() < 0.5:
+            texts.append(chunk)
+            labels.append(1)
+            continue
+        while True:  # rejection: almost always one draw
+            j = rng.randrange(len(pieces))
+            if j != k and (pieces[j][0] != i or len(group) == 1):
+                break
+        texts.append(chunk[:half] + pieces[j][1][half:])
+        labels.append(0)
+    return texts, labels
+
+
 SPEAKER_CLASSES = ("0 speakers", "1 speaker", "2 speakers", "3+ speakers")
+MakeExamples = Callable[[Sequence[shakespeare.Play], int, random.Random, Sequence[str]], Examples]
+# label name -> (a split's (texts, labels) from its plays, block size, the split's rng and the class names;
+# the class names from all plays)
+LABELS: dict[str, tuple[MakeExamples, Callable[[Sequence[shakespeare.Play]], list[str]]]] = {
+    "genre": (genre_examples, lambda plays: sorted({p.genre for p in plays})),
+    "speakers": (speaker_examples, lambda plays: list(SPEAKER_CLASSES)),
+    "continues": (continuation_examples, lambda plays: ["spliced", "continues"]),
+}

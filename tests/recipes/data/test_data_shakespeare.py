@@ -180,10 +180,34 @@ def test_speaker_label_on_fixture(plays_dir):
     assert dm.num_classes == 4 and dm.sets["train"].tensors[2].tolist() == s_splits["train"][1]
 
 
+def test_continuation_label_on_fixture(plays_dir):
+    from recipes.data import build_datamodule
+
+    size, half = 48, 24
+    dm = build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=size, label="continues")
+    splits, names = dm.load_examples()
+    assert names == ["spliced", "continues"]
+    for split, group in shakespeare.split_plays(shakespeare.load_plays(plays_dir), seed=0).items():
+        texts, labels = splits[split]
+        whole = [(p.name, c) for p in group for c in shakespeare.chunks(p.text, size, min_size=size)]
+        assert len(texts) == len(labels) == len(whole) and set(labels) == {0, 1}, split
+        for (play, chunk), text, label in zip(whole, texts, labels):
+            assert len(text) == size and text[:half] == chunk[:half]  # the first half is always the chunk's own
+            if label == 1:
+                assert text == chunk
+            else:  # the rest of a chunk of another play of the same split (or another chunk of a lone play)
+                donors = {p for p, c in whole if c[half:] == text[half:] and c != chunk}
+                assert donors and (donors - {play} or len(group) == 1), (split, text)
+    # A function of the seed: the same examples again, other ones for another seed.
+    assert build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=size, label="continues").load_examples() == (splits, names)
+    other, _ = build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=size, label="continues", seed=1).load_examples()
+    assert other != splits
+
+
 def test_speaker_label_errors():
     from recipes.data import build_datamodule
 
-    with pytest.raises(ValueError, match=r"^data\.label: unknown label 'speaker'; valid: genre, speakers$"):
+    with pytest.raises(ValueError, match=r"^data\.label: unknown label 'speaker'; valid: genre, speakers, continues$"):
         build_datamodule("shakespeare_genre", label="speaker")
 
 
