@@ -6,12 +6,15 @@
 * ``basic`` / ``bottleneck`` conv blocks vs torchvision's ``BasicBlock`` / ``Bottleneck``
   (and a stride-2 basic block with a 1x1-conv + BN downsample).
 
-Each pair runs in float32 and under bf16 autocast; the goal is a ratio of at most 1.05.
+Each pair runs in float32 and under bf16 autocast; the goal is a ratio of at most 1.05. One more row, with no
+goal, prices attention-probability dropout: a ``pre_ln`` block at ``dropout=0.1`` (SDPA's dropout on) against the
+same block with ``attn_dropout=0`` (outputs dropped only), key-padding mask on, as the text classifier runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,17 +31,19 @@ GROUP = "blocks"
 GOAL = Goal("<=", 1.05)
 
 
-def fwd_bwd(module: nn.Module, x: torch.Tensor, ctx: Context, dtype: str) -> Callable[[], None]:
-    """One forward and backward pass (input gradient included) with a fixed upstream gradient."""
+def fwd_bwd(module: nn.Module, x: torch.Tensor, ctx: Context, dtype: str, **kwargs: Any) -> Callable[[], None]:
+    """One forward and backward pass (input gradient included) with a fixed upstream gradient; ``kwargs`` go to
+    the module (a ``pad_mask``)."""
     x = x.detach().requires_grad_(True)
+    kwargs = {k: v.to(ctx.device) for k, v in kwargs.items()}
     with torch.no_grad(), ctx.autocast(dtype):
-        grad = torch.randn_like(module(x))
+        grad = torch.randn_like(module(x, **kwargs))
 
     def call() -> None:
         module.zero_grad(set_to_none=True)
         x.grad = None
         with ctx.autocast(dtype):
-            y = module(x)
+            y = module(x, **kwargs)
         y.backward(grad)
 
     return call
@@ -104,6 +109,20 @@ def run(ctx: Context) -> list[Result]:
         for dtype in ctx.dtypes:
             shape = f"B={b} T={t} D={dim} heads={ours.attn.branch.heads}"
             results.append(_pair(ctx, name, dtype, torch.randn(b, t, dim), ours, ref, label, shape))
+    dim, heads = ctx.pick(32, 128, 128), 4
+    with_attn = resblocks.build_block("transformer", dim, heads, norm="pre_ln", dropout=0.1)
+    outputs_only = resblocks.build_block("transformer", dim, heads, norm="pre_ln", dropout=0.1, attn_dropout=0.0)
+    shape = f"B={b} T={2 * t} D={dim} heads={heads} pad mask"
+    x, pad = torch.randn(b, 2 * t, dim), torch.zeros(b, 2 * t, dtype=torch.bool)
+    pad[0, -t // 2 :] = True
+    for dtype in ctx.dtypes:
+        pairs = (("attn", with_attn), ("outputs", outputs_only))
+        calls = {k: fwd_bwd(m.to(ctx.device).train(), x.to(ctx.device), ctx, dtype, pad_mask=pad) for k, m in pairs}
+        t_ = interleaved(calls, **ctx.timing())
+        results.append(ratio_result(
+            t_, "attn", "outputs", group=GROUP, name="transformer dropout 0.1 on attention too vs attn_dropout=0",
+            dtype=dtype_label(dtype), notes=shape, data={"shape": shape},
+        ))  # fmt: skip
     for name, ours, ref, shape in conv_pairs(ctx):
         for dtype in ctx.dtypes:
             results.append(_pair(ctx, name, dtype, torch.randn(shape), ours, ref, "torchvision", f"input {list(shape)}"))

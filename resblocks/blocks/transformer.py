@@ -50,6 +50,8 @@ class TransformerBlock(nn.Module):
         shortcut: the rule of both sub-layers: a registry name, ``{"name": ..., **options}`` or a factory.
         causal: causal self-attention (decoders).
         dropout: attention-probability and output dropout.
+        attn_dropout: attention-probability dropout alone; ``None``: ``dropout``
+            (:class:`~resblocks.branches.attention.SelfAttention`: 0 keeps a CPU's fused attention kernel).
         bias: biases in Linears and LayerNorms (nanoGPT's ``bias``).
         index: this block's position in the network, 0-based.
         total: number of blocks in the network.
@@ -70,6 +72,7 @@ class TransformerBlock(nn.Module):
         shortcut: ShortcutSpec | ShortcutFactory = "identity",
         causal: bool = False,
         dropout: float = 0.0,
+        attn_dropout: float | None = None,
         bias: bool = True,
         index: int = 0,
         total: int = 1,
@@ -88,7 +91,9 @@ class TransformerBlock(nn.Module):
             out = branch_output(site, drop_path_rate=drop_path_rate, layer_scale_init=layer_scale_init)
             return Residual(branch, rule, pre_norm=pre, branch_norm=mid, post_norm=post, branch_out=out, placement=norm)
 
-        attn = SelfAttention(dim, heads, causal=causal, bias=bias, dropout=dropout, zero_init_last=zero_init_last)
+        attn = SelfAttention(
+            dim, heads, causal=causal, bias=bias, dropout=dropout, attn_dropout=attn_dropout, zero_init_last=zero_init_last
+        )
         mlp = Mlp(dim, int(dim * mlp_ratio), bias=bias, dropout=dropout, zero_init_last=zero_init_last)
         self.attn = sublayer(attn, 0)
         self.mlp = sublayer(mlp, 1)

@@ -19,6 +19,10 @@ class SelfAttention(nn.Module):
 
     ``pad_mask`` (forward kwarg, ``[B, T]`` bool, True = padding) hides padded *keys*; it is the
     same convention as ``nn.TransformerEncoderLayer``'s ``src_key_padding_mask``.
+
+    ``dropout`` acts on the output projection and, unless ``attn_dropout`` is given, on the attention
+    probabilities too. Any attention dropout sends a CPU's SDPA to its unfused math kernel (about 5x slower per
+    call, docs/benchmarks.md), so ``attn_dropout=0`` keeps the fused kernel and still drops outputs.
     """
 
     def __init__(
@@ -29,13 +33,16 @@ class SelfAttention(nn.Module):
         causal: bool = False,
         bias: bool = True,
         dropout: float = 0.0,
+        attn_dropout: float | None = None,
         zero_init_last: bool = False,
     ) -> None:
         super().__init__()
         valid = heads >= 1 and dim % heads == 0
         check(valid, "heads", f"dim {dim} is not divisible by heads {heads}; valid: a divisor of dim")
         self.dim, self.heads, self.causal = dim, heads, causal
-        self.dropout = dropout
+        valid = attn_dropout is None or 0.0 <= attn_dropout <= 1.0
+        check(valid, "attn_dropout", f"{attn_dropout}; valid: null (= dropout) or 0..1")
+        self.dropout = dropout if attn_dropout is None else attn_dropout  # the attention probabilities'
         self.zero_init_last = zero_init_last  # read by Residual to refuse a second zero gate
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)

@@ -25,7 +25,7 @@ class TransformerStack(nn.Module):
 
     Args:
         depth: number of blocks (2 residual sub-layers each).
-        dim, heads, mlp_ratio, norm, norm_layer, shortcut, causal, dropout, bias, zero_init_last,
+        dim, heads, mlp_ratio, norm, norm_layer, shortcut, causal, dropout, attn_dropout, bias, zero_init_last,
             drop_path_rate, layer_scale_init: as :class:`~resblocks.blocks.transformer.TransformerBlock`.
     """
 
@@ -42,6 +42,7 @@ class TransformerStack(nn.Module):
         causal: bool,
         dropout: float,
         bias: bool,
+        attn_dropout: float | None = None,
         zero_init_last: bool,
         drop_path_rate: float = 0.0,
         layer_scale_init: float | None = None,
@@ -60,6 +61,7 @@ class TransformerStack(nn.Module):
                 shortcut=make_shortcut,
                 causal=causal,
                 dropout=dropout,
+                attn_dropout=attn_dropout,
                 bias=bias,
                 index=i,
                 total=depth,

@@ -26,6 +26,8 @@ class GPT(nn.Module):
         block_size: context length (learned positions).
         depth: number of blocks; dim: width; heads: attention heads; mlp_ratio: MLP width over ``dim``.
         dropout: embedding, attention and residual dropout (nanoGPT's ``dropout``).
+        attn_dropout: attention-probability dropout alone; ``None``: ``dropout`` (as in
+            :class:`~resblocks.blocks.transformer.TransformerBlock`; 0 keeps a CPU's fused attention kernel).
         bias: biases in Linears and LayerNorms (nanoGPT's ``bias``).
         norm, norm_layer, shortcut, zero_init_last, drop_path_rate, layer_scale_init: the residual design of
             every sub-layer, as in :class:`~resblocks.blocks.transformer.TransformerBlock`.
@@ -41,6 +43,7 @@ class GPT(nn.Module):
         heads: int = 6,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        attn_dropout: float | None = None,
         bias: bool = True,
         norm: str = "pre_ln",
         norm_layer: str | NormFactory = "layernorm",

@@ -26,6 +26,8 @@ class TransformerClassifier(nn.Module):
         max_len: longest input (learned positions); pad_id: the padding id (masked keys), ``None``: no padding.
         depth: number of blocks; dim: width; heads: attention heads; mlp_ratio: MLP width over ``dim``.
         dropout: embedding, attention and residual dropout; bias: biases in Linears and LayerNorms.
+        attn_dropout: attention-probability dropout alone; ``None``: ``dropout`` (as in
+            :class:`~resblocks.blocks.transformer.TransformerBlock`; 0 keeps a CPU's fused attention kernel).
         pool: ``mean`` over non-padded tokens or ``cls`` (a learned class token).
         norm, norm_layer, shortcut, zero_init_last, drop_path_rate, layer_scale_init: the residual design of
             every sub-layer, as in :class:`~resblocks.blocks.transformer.TransformerBlock`.
@@ -43,6 +45,7 @@ class TransformerClassifier(nn.Module):
         heads: int = 4,
         mlp_ratio: float = 4.0,
         dropout: float = 0.1,
+        attn_dropout: float | None = None,
         bias: bool = True,
         pool: str = "mean",
         norm: str = "post_ln",

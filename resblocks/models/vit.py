@@ -61,6 +61,8 @@ class ViT(ClassifierMixin, nn.Module):
         in_chans: input channels; num_classes: classes of the head.
         depth: number of blocks; dim: width; heads: attention heads; mlp_ratio: MLP width over ``dim``.
         dropout: position-embedding, attention and residual dropout; bias: biases in Linears and LayerNorms.
+        attn_dropout: attention-probability dropout alone; ``None``: ``dropout`` (as in
+            :class:`~resblocks.blocks.transformer.TransformerBlock`; 0 keeps a CPU's fused attention kernel).
         pool: ``cls`` (class token) or ``mean`` (average of the patch tokens).
         norm, norm_layer, shortcut, zero_init_last, drop_path_rate, layer_scale_init: the residual design of
             every sub-layer, as in :class:`~resblocks.blocks.transformer.TransformerBlock`.
@@ -84,6 +86,7 @@ class ViT(ClassifierMixin, nn.Module):
         heads: int = 4,
         mlp_ratio: float = 2.0,
         dropout: float = 0.0,
+        attn_dropout: float | None = None,
         bias: bool = True,
         pool: str = "cls",
         norm: str = "pre_ln",

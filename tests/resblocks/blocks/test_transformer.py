@@ -146,3 +146,30 @@ def test_zero_init_last_block_is_identity_at_init() -> None:
     block = TransformerBlock(D, H, zero_init_last=True)
     x = torch.randn(2, T, D)
     assert torch.allclose(block(x), x)
+
+
+def test_attn_dropout_alone() -> None:
+    # attn_dropout=None follows dropout; a number sets the attention probabilities' dropout alone.
+    both = TransformerBlock(16, 4, dropout=0.3)
+    assert both.attn.branch.dropout == 0.3 and both.attn.branch.proj_drop.p == 0.3
+    split = TransformerBlock(16, 4, dropout=0.3, attn_dropout=0.0)
+    assert split.attn.branch.dropout == 0.0 and split.attn.branch.proj_drop.p == 0.3
+    # Behaviour in training mode: only attention dropout on -> stochastic; all off -> deterministic.
+    x = torch.randn(2, 5, 16)
+    only_attn = TransformerBlock(16, 4, dropout=0.0, attn_dropout=0.5).train()
+    assert not torch.equal(only_attn(x), only_attn(x))
+    off = TransformerBlock(16, 4, dropout=0.5, attn_dropout=0.0).train()
+    for m in off.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0  # the output dropouts off too: what is left is the attention's
+    assert torch.equal(off(x), off(x))
+    with pytest.raises(ConfigError, match=r"attn_dropout"):
+        TransformerBlock(16, 4, attn_dropout=1.5)
+
+
+def test_models_pass_attn_dropout_to_every_block() -> None:
+    from resblocks.models.text_encoder import TransformerClassifier
+
+    net = TransformerClassifier(vocab_size=10, num_classes=3, max_len=8, depth=2, dim=16, heads=4, dropout=0.2, attn_dropout=0.0)
+    attns = [b.attn.branch for b in net.stack.blocks]
+    assert [a.dropout for a in attns] == [0.0, 0.0] and [a.proj_drop.p for a in attns] == [0.2, 0.2]
