@@ -61,4 +61,4 @@ def test_a_recipe_that_is_not_text_classification_exits_2(capsys: pytest.Capture
         refs.main(["--recipe", "shakespeare_gpt"])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and err.startswith("error: --recipe: 'shakespeare_gpt' is not a text-classification")
-    assert err.endswith("valid: shakespeare_genre") and len(err.splitlines()) == 1
+    assert err.endswith("valid: shakespeare_genre, shakespeare_speakers") and len(err.splitlines()) == 1

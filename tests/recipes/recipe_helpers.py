@@ -19,6 +19,7 @@ RECIPES = sorted(p.stem for p in (CONF / "recipe").glob("*.yaml"))
 TINY_DATA = {
     "shakespeare_gpt": ("plays", []),
     "shakespeare_genre": ("plays", ["data.block_size=64"]),
+    "shakespeare_speakers": ("plays", ["data.block_size=64"]),
     "shakespeare_bpe_gpt": ("plays", ["data.vocab_size=300"]),
     "fmnist_resnet20": ("fmnist", []),
     "fmnist_vit": ("fmnist", []),

@@ -21,7 +21,7 @@ from resblocks.errors import ConfigError
 def test_every_recipe_has_tiny_data_and_the_listed_ones_exist():
     assert set(RECIPES) == set(TINY_DATA)
     expected = {"shakespeare_gpt", "shakespeare_genre", "fmnist_resnet20", "fmnist_vit", "cifar10_resnet56",
-                "cifar10_preact_resnet164", "imagenet_resnet50", "tinystories_gpt", "shakespeare_bpe_gpt"}  # fmt: skip
+                "cifar10_preact_resnet164", "imagenet_resnet50", "tinystories_gpt", "shakespeare_bpe_gpt", "shakespeare_speakers"}  # fmt: skip
     assert expected <= set(RECIPES)
 
 
