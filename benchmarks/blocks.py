@@ -113,14 +113,13 @@ def run(ctx: Context) -> list[Result]:
     with_attn = resblocks.build_block("transformer", dim, heads, norm="pre_ln", dropout=0.1)
     outputs_only = resblocks.build_block("transformer", dim, heads, norm="pre_ln", dropout=0.1, attn_dropout=0.0)
     shape = f"B={b} T={2 * t} D={dim} heads={heads} pad mask"
-    x, pad = torch.randn(b, 2 * t, dim), torch.zeros(b, 2 * t, dtype=torch.bool)
+    x, pad = torch.randn(b, 2 * t, dim, device=ctx.device), torch.zeros(b, 2 * t, dtype=torch.bool)
     pad[0, -t // 2 :] = True
+    blocks = {"attn": with_attn.to(ctx.device).train(), "outputs": outputs_only.to(ctx.device).train()}
     for dtype in ctx.dtypes:
-        pairs = (("attn", with_attn), ("outputs", outputs_only))
-        calls = {k: fwd_bwd(m.to(ctx.device).train(), x.to(ctx.device), ctx, dtype, pad_mask=pad) for k, m in pairs}
-        t_ = interleaved(calls, **ctx.timing())
+        timings = interleaved({k: fwd_bwd(m, x, ctx, dtype, pad_mask=pad) for k, m in blocks.items()}, **ctx.timing())
         results.append(ratio_result(
-            t_, "attn", "outputs", group=GROUP, name="transformer dropout 0.1 on attention too vs attn_dropout=0",
+            timings, "attn", "outputs", group=GROUP, name="transformer dropout 0.1 on attention too vs attn_dropout=0",
             dtype=dtype_label(dtype), notes=shape, data={"shape": shape},
         ))  # fmt: skip
     for name, ours, ref, shape in conv_pairs(ctx):

@@ -178,22 +178,23 @@ def speaker_examples(group: Sequence[shakespeare.Play], size: int, rng: random.R
 def continuation_examples(group: Sequence[shakespeare.Play], size: int, rng: random.Random, classes: Sequence[str]) -> Examples:
     """Each whole ``size``-char chunk's first ``size // 2`` characters, then, by a fair coin, its own rest (label 1,
     ``continues``) or the rest of a random chunk of another play of ``group`` (label 0, ``spliced``; of another
-    chunk of the same play when ``group`` is one play). BERT's next-sentence pairs (Devlin et al. 2019, sec. 3.1)
+    chunk of the same play when only one play of ``group`` has whole chunks). BERT's next-sentence pairs (Devlin et al. 2019, sec. 3.1)
     draw the second part from a random document the same way; here both parts are halves of equal-length chunks,
     so neither the length nor the cut's position tells the labels apart."""
     half = size // 2
     pieces = [(i, c) for i, play in enumerate(group) for c in shakespeare.chunks(play.text, size, min_size=size)]
     if len(pieces) < 2:
         raise ValueError(f"data.label=continues: a split has {len(pieces)} whole {size}-char chunk(s); it needs 2 or more")
+    one_play = len({i for i, _ in pieces}) == 1
     texts, labels = [], []
     for k, (i, chunk) in enumerate(pieces):
         if rng.random() < 0.5:
             texts.append(chunk)
             labels.append(1)
             continue
-        while True:  # rejection: almost always one draw
+        while True:  # rejection: almost always one draw, and a donor always exists (2+ pieces, or 2+ plays)
             j = rng.randrange(len(pieces))
-            if j != k and (pieces[j][0] != i or len(group) == 1):
+            if j != k and (pieces[j][0] != i or one_play):
                 break
         texts.append(chunk[:half] + pieces[j][1][half:])
         labels.append(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -202,6 +203,20 @@ def test_continuation_label_on_fixture(plays_dir):
     assert build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=size, label="continues").load_examples() == (splits, names)
     other, _ = build_datamodule("shakespeare_genre", path=str(plays_dir), block_size=size, label="continues", seed=1).load_examples()
     assert other != splits
+
+
+def test_continuation_pairs_when_only_one_play_has_whole_chunks():
+    from recipes.data.text_cls_data import continuation_examples
+
+    # Two plays, but only the first is long enough for a whole chunk: spliced halves come from its other chunks.
+    long = "".join(chr(65 + i % 26) for i in range(64))  # four 16-char chunks with four different second halves
+    group = [shakespeare.Play("long", "comedies", long), shakespeare.Play("short", "comedies", "xyz")]
+    texts, labels = continuation_examples(group, 16, random.Random(0), ["spliced", "continues"])
+    chunks = shakespeare.chunks(group[0].text, 16, min_size=16)
+    assert len(texts) == len(chunks) == 4 and set(labels) == {0, 1}
+    assert all(t[:8] == c[:8] and (t == c) == bool(y) for t, c, y in zip(texts, chunks, labels))
+    with pytest.raises(ValueError, match=r"^data\.label=continues: a split has 0 whole 16-char chunk"):
+        continuation_examples(group[1:], 16, random.Random(0), ["spliced", "continues"])
 
 
 def test_speaker_label_errors():
