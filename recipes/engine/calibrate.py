@@ -8,8 +8,8 @@ CPU, a run times forward + backward of its own network on a batch of its own sha
 in alternating rounds for about :data:`BUDGET_S` seconds, and takes the fastest, unless it beats fp32 eager by
 less than :data:`MARGIN` (then fp32 eager: never slower than fp32 by more than the noise, and exact).
 
-The result is cached per machine (CPU model, torch version, torch threads) and model shape (builder, options,
-batch shape) in ``$RESBLOCKS_CACHE/fast_path.json`` (default ``~/.cache/resblocks``), so repeated runs and
+The result is cached per :data:`VERSION`, machine (CPU model, torch version, torch threads) and model shape
+(builder, options, batch shape) in ``$RESBLOCKS_CACHE/fast_path.json`` (default ``~/.cache/resblocks``), so repeated runs and
 sweeps do not pay it again. ``RESBLOCKS_CALIBRATE=0`` turns it off (the CPU-flags rule of
 :func:`recipes.engine.fast_path.bf16_fast`; the test suite does this, so its runs are deterministic).
 
@@ -39,6 +39,9 @@ MIN_ROUNDS, MAX_ROUNDS = 3, 25
 MARGIN = 0.02  # a candidate must beat fp32 eager by more than this to be chosen (about the noise here)
 CALIBRATE_ENV = "RESBLOCKS_CALIBRATE"
 CACHE_FILE = "fast_path.json"
+# Part of every cache key: bump it when a change in the library changes what is faster, so that cached decisions
+# are measured again (2: CPU attention in fp32 under autocast made bf16 much faster for Transformers).
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,8 @@ def machine() -> dict[str, object]:
 
 def cache_key(model: Mapping[str, object], batch_shape: Sequence[int], cands: Sequence[Candidate]) -> str:
     """A stable key for (machine, model shape, batch shape, candidates)."""
-    spec = {"machine": machine(), "model": model, "batch": list(batch_shape), "candidates": [c.label() for c in cands]}
+    spec = {"version": VERSION, "machine": machine(), "model": model, "batch": list(batch_shape),
+            "candidates": [c.label() for c in cands]}  # fmt: skip
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -252,6 +256,6 @@ def calibrate(
 
 
 __all__ = [
-    "BUDGET_S", "CALIBRATE_ENV", "Calibration", "Candidate", "MARGIN", "Result", "cache_key", "cache_path",
+    "BUDGET_S", "CALIBRATE_ENV", "Calibration", "Candidate", "MARGIN", "Result", "VERSION", "cache_key", "cache_path",
     "calibrate", "candidates", "choose", "enabled", "load_cache", "machine", "store", "time_rounds", "train_step",
 ]  # fmt: skip

@@ -10,6 +10,24 @@ from ..errors import check
 from ._output import zero_output_
 
 
+# Reduced-precision dtypes whose CPU attention runs in fp32 (see SelfAttention's docstring).
+_UPCAST_ON_CPU = (torch.bfloat16, torch.float16)
+
+
+@torch.fx.wrap  # one leaf for FX tracing (feature extractors): the dtype/device branch cannot be traced
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout_p: float, is_causal: bool
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention``, in fp32 for reduced-precision inputs on a CPU (cast back after)."""
+    if q.device.type == "cpu" and q.dtype in _UPCAST_ON_CPU:
+        with torch.autocast("cpu", enabled=False):  # CPU autocast would cast SDPA's inputs back down
+            y = F.scaled_dot_product_attention(
+                q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+            )
+        return y.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+
+
 class SelfAttention(nn.Module):
     """``proj(softmax(q k^T / sqrt(d_head) + mask) v)`` with a fused ``qkv`` projection.
 
@@ -24,6 +42,13 @@ class SelfAttention(nn.Module):
     probabilities too. Any attention dropout sends a CPU's SDPA to its unfused math kernel (a 128-wide block on
     256 tokens trains 1.5x slower in fp32, docs/benchmarks.md), so ``attn_dropout=0`` keeps the fused kernel and
     still drops outputs.
+
+    On a CPU, attention in bf16/fp16 (autocast's dtype for the ``qkv`` output) runs in fp32 and is cast back:
+    torch's CPU flash-attention backward is several times slower in bf16 than in fp32 (12x4x64x32 causal, one
+    thread, torch 2.14.1 on an AMD Zen 4: forward + backward 7.2 ms in bf16, 1.9 ms with the casts around fp32),
+    which cancelled most of what bf16 matmuls gain in a small GPT (``docs/benchmarks.md``). The casts cost less
+    than the fp32 kernel saves even where the bf16 kernel were as fast, and fp32 softmax is the more exact.
+    GPUs keep the input dtype.
     """
 
     def __init__(
@@ -63,14 +88,7 @@ class SelfAttention(nn.Module):
             mask = ~pad_mask[:, None, None, :]  # [B, 1, 1, T]: True = this key takes part
             if self.causal:  # SDPA refuses is_causal together with a mask: fold the triangle in
                 mask = mask & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal and mask is None,
-        )
+        y = attention(q, k, v, mask, self.dropout if self.training else 0.0, self.causal and mask is None)
         return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
     @torch.no_grad()

@@ -95,6 +95,15 @@ def test_calibration_is_cached_and_a_hit_skips_it(tmp_path):
     assert calls == [1, 1] and len(json.loads(path.read_text())) == 2
 
 
+def test_a_new_calibration_version_measures_again(tmp_path, monkeypatch):
+    """A library change that changes what is faster bumps VERSION: the old entries are not read."""
+    path, calls = tmp_path / "fast_path.json", []
+    calibrate(tiny_calibration(), path=path, timer=fake_timer({"fp32": 1.0, "bf16": 1.16}, calls))
+    monkeypatch.setattr(cal, "VERSION", cal.VERSION + 1)
+    again = calibrate(tiny_calibration(), path=path, timer=fake_timer({"fp32": 1.0, "bf16": 0.6}, calls))
+    assert not again.cached and again.chosen == BF16 and calls == [1, 1]
+
+
 def test_one_candidate_needs_no_timing(tmp_path):
     calls: list[int] = []
     result = calibrate(tiny_calibration([FP32]), path=tmp_path / "c.json", timer=fake_timer({}, calls))

@@ -110,3 +110,37 @@ def test_gradients_flow_through_masked_causal_attention() -> None:
     x = torch.randn(2, T, D, requires_grad=True)
     attn(x, pad_mask=pad_mask_for([T, 3])).sum().backward()
     assert torch.isfinite(x.grad).all() and attn.qkv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_cpu_autocast_runs_the_attention_in_fp32(causal: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under CPU bf16 autocast SDPA gets fp32 q, k, v (its bf16 backward is slow on a CPU); the block stays bf16."""
+    import resblocks.branches.attention as attention
+
+    seen: list[torch.dtype] = []
+    sdpa = attention.F.scaled_dot_product_attention
+
+    def recording(q: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(q.dtype)
+        return sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", recording)
+    torch.manual_seed(0)
+    attn = SelfAttention(D, H, causal=causal)
+    x = torch.randn(2, T, D, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(x)
+        q, k, v = attn.qkv(x).view(2, T, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)  # autocast's bf16 qkv
+    ref = sdpa(q.float(), k.float(), v.float(), is_causal=causal)  # fp32 attention of the bf16 projections
+    ref = attn.proj(ref.to(torch.bfloat16).transpose(1, 2).reshape(2, T, D).float())
+    assert seen == [torch.float32]
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), ref, atol=2e-2, rtol=0)
+    out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    seen.clear()
+    attn(x)  # fp32 outside autocast: nothing changes
+    assert seen == [torch.float32]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        attn(x.bfloat16())  # a bf16 input: still fp32 attention
+    assert seen == [torch.float32, torch.float32]
