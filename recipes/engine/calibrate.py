@@ -6,7 +6,10 @@ and pay the casts). So, where ``trainer.precision`` (and, for a conv net, ``chan
 CPU, a run times forward + backward of its own network on a batch of its own shape under each candidate
 (fp32 eager; bf16 autocast where the CPU has native bf16; each with and without channels-last for a conv net),
 in alternating rounds for about :data:`BUDGET_S` seconds, and takes the fastest, unless it beats fp32 eager by
-less than :data:`MARGIN` (then fp32 eager: never slower than fp32 by more than the noise, and exact).
+less than :data:`MARGIN` (then fp32 eager: never slower than fp32 by more than the noise, and exact). Where one
+step on the run's batch would not leave room for those rounds (a 64 x 256-token text classifier took seconds a
+step, a 40 s calibration), the rounds time the first rows of the batch instead (:func:`fitted_rows`): the same
+network and sequence or image shape, fewer rows, so the bound holds.
 
 The result is cached per :data:`VERSION`, machine (CPU model, torch version, torch threads) and model shape
 (builder, options, batch shape) in ``$RESBLOCKS_CACHE/fast_path.json`` (default ``~/.cache/resblocks``), so repeated runs and
@@ -71,21 +74,27 @@ class Result:
     cached: bool = False
     seconds: float = 0.0
     rounds: int = 0
+    rows: tuple[int, int] | None = None  # (rows timed, the batch's rows) where a slow step made it time fewer
 
     def why(self) -> str:
         """For the fast-path line, e.g. ``measured: bf16 1.16x fp32's time; cached``."""
         others = ", ".join(f"{k} {v:.2f}x" for k, v in self.ratios.items() if k != self.reference)
         where = "cached" if self.cached else f"{self.seconds:.1f} s, {self.rounds} rounds"
+        if self.rows is not None:
+            where += f", {self.rows[0]} of {self.rows[1]} rows"
         return f"measured vs {self.reference}: {others}; {where}"
 
     def to_json(self) -> dict[str, object]:
         return {"chosen": self.chosen.label(), "ratios": self.ratios, "reference": self.reference,
-                "seconds": round(self.seconds, 3), "rounds": self.rounds}  # fmt: skip
+                "seconds": round(self.seconds, 3), "rounds": self.rounds,
+                "rows": list(self.rows) if self.rows else None}  # fmt: skip
 
     @classmethod
     def from_json(cls, d: Mapping[str, object]) -> Result:
+        rows = d.get("rows")
         return cls(Candidate.parse(str(d["chosen"])), dict(d["ratios"]), str(d["reference"]), cached=True,  # type: ignore[arg-type]
-                   seconds=float(d.get("seconds", 0.0)), rounds=int(d.get("rounds", 0)))  # type: ignore[arg-type]  # fmt: skip
+                   seconds=float(d.get("seconds", 0.0)), rounds=int(d.get("rounds", 0)),  # type: ignore[arg-type]
+                   rows=(int(rows[0]), int(rows[1])) if rows else None)  # type: ignore[index]  # fmt: skip
 
 
 def enabled() -> bool:
@@ -193,6 +202,23 @@ def time_rounds(
     return {n: statistics.median(v) for n, v in per_round.items()}, rounds
 
 
+def fitted_rows(
+    step_on: Callable[[int], StepFn], rows: int, target_s: float, clock: Callable[[], float] = time.process_time
+) -> tuple[int, float]:
+    """Rows of the batch to time so that one step takes about ``target_s`` at most, and the first step's seconds.
+
+    ``step_on(n)`` is the reference candidate's step on the batch's first ``n`` rows. One step on all ``rows`` is
+    timed (it is also a warm-up); where it took longer than ``target_s``, the rows shrink in proportion (at least
+    2, which BatchNorm needs in training).
+    """
+    t0 = clock()
+    step_on(rows)()
+    took = clock() - t0
+    if took <= target_s or rows <= 2:
+        return rows, took
+    return max(2, int(rows * target_s / took)), took
+
+
 def train_step(net: nn.Module, batch: torch.Tensor, cand: Candidate) -> StepFn:
     """Forward + backward of a copy of ``net`` on ``batch`` under ``cand`` (cross-entropy on the last dimension)."""
     net = copy.deepcopy(net).train()
@@ -231,8 +257,11 @@ def calibrate(
     budget_s: float = BUDGET_S,
     path: Path | None = None,
     timer: Callable[[Mapping[str, StepFn], float], tuple[dict[str, float], int]] | None = None,
+    fit: Callable[[Callable[[int], StepFn], int, float], tuple[int, float]] | None = None,
 ) -> Result:
-    """The chosen candidate for ``cal``: from the cache if there, else timed (and cached)."""
+    """The chosen candidate for ``cal``: from the cache if there, else timed (and cached).
+
+    ``timer`` and ``fit`` stand in for :func:`time_rounds` and :func:`fitted_rows` (tests)."""
     reference = cal.cands[0].label()
     if len(cal.cands) == 1:
         return Result(cal.cands[0], {reference: 1.0}, reference)
@@ -248,14 +277,20 @@ def calibrate(
     with torch.random.fork_rng(devices=[]):  # the run's random state is left as it was
         net = cal.net_factory()
         batch = cal.batch_factory(net)
-        steps = {c.label(): train_step(net, batch, c) for c in cal.cands}
+        rows = batch.shape[0]
+        # Room for MIN_ROUNDS rounds of every candidate (each about as slow as the reference) in the budget.
+        target = max(budget_s, 0.05) / (MIN_ROUNDS * len(cal.cands))
+        timed, _ = (fit or fitted_rows)(lambda n: train_step(net, batch[:n], cal.cands[0]), rows, target)
+        steps = {c.label(): train_step(net, batch[:timed], c) for c in cal.cands}
         ratios, rounds = (timer or time_rounds)(steps, budget_s)
-    result = Result(choose(ratios, reference), ratios, reference, seconds=time.perf_counter() - start, rounds=rounds)
+    result = Result(choose(ratios, reference), ratios, reference, seconds=time.perf_counter() - start, rounds=rounds,
+                    rows=(timed, rows) if timed < rows else None)  # fmt: skip
     store(path, key, result, {"machine": machine(), "model": cal.model, "batch": list(cal.batch_shape)})
     return result
 
 
 __all__ = [
     "BUDGET_S", "CALIBRATE_ENV", "Calibration", "Candidate", "MARGIN", "Result", "VERSION", "cache_key", "cache_path",
-    "calibrate", "candidates", "choose", "enabled", "load_cache", "machine", "store", "time_rounds", "train_step",
+    "calibrate", "candidates", "choose", "enabled", "fitted_rows", "load_cache", "machine", "store", "time_rounds",
+    "train_step",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ from torch import nn
 from recipes.build import fast_path_for, measure_fast_path, validate
 from recipes.engine import calibrate as cal
 from recipes.engine import fast_path
-from recipes.engine.calibrate import Calibration, Candidate, Result, calibrate, candidates, choose
+from recipes.engine.calibrate import Calibration, Candidate, Result, calibrate, candidates, choose, fitted_rows
 from recipes.engine.fast_path import decide
 
 FP32, BF16 = Candidate(), Candidate(bf16=True)
@@ -102,6 +102,41 @@ def test_a_new_calibration_version_measures_again(tmp_path, monkeypatch):
     monkeypatch.setattr(cal, "VERSION", cal.VERSION + 1)
     again = calibrate(tiny_calibration(), path=path, timer=fake_timer({"fp32": 1.0, "bf16": 0.6}, calls))
     assert not again.cached and again.chosen == BF16 and calls == [1, 1]
+
+
+def test_fitted_rows_shrink_a_slow_batch_in_proportion():
+    now = [0.0]
+
+    def step_on(n):  # 10 ms a row on a made-up clock
+        def run():
+            now[0] += 0.01 * n
+
+        return run
+
+    clock = lambda: now[0]  # noqa: E731
+    rows, took = fitted_rows(step_on, 64, 0.32, clock=clock)
+    assert rows == 32 and took == pytest.approx(0.64)  # half the time: half the rows
+    assert fitted_rows(step_on, 16, 0.32, clock=clock)[0] == 16  # fast enough: the whole batch
+    assert fitted_rows(step_on, 64, 0.001, clock=clock)[0] == 2  # never under 2 (BatchNorm in training)
+
+
+def test_a_slow_step_is_timed_on_fewer_rows_and_the_line_says_so(tmp_path):
+    seen: list[int] = []
+    net = nn.Sequential(nn.Embedding(8, 4), nn.Linear(4, 8))
+    net.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    slow = Calibration(lambda: net, lambda net: torch.randint(0, 8, (16, 3)), [FP32, BF16], model={"name": "toy"},
+                       batch_shape=(16, 3))  # fmt: skip
+
+    def timer(steps, budget_s):
+        for step in steps.values():
+            step()
+        return {"fp32": 1.0, "bf16": 0.7}, 3
+
+    path = tmp_path / "c.json"
+    result = calibrate(slow, path=path, timer=timer, fit=lambda step_on, rows, target: (4, 9.0))
+    assert seen == [4, 4] and result.rows == (4, 16) and "4 of 16 rows" in result.why()
+    assert calibrate(slow, path=path, timer=timer).rows == (4, 16)  # the cache keeps it
+    assert calibrate(tiny_calibration(), path=path, timer=timer).rows is None  # a fast step: the whole batch
 
 
 def test_one_candidate_needs_no_timing(tmp_path):
