@@ -6,10 +6,12 @@ and pay the casts). So, where ``trainer.precision`` (and, for a conv net, ``chan
 CPU, a run times forward + backward of its own network on a batch of its own shape under each candidate
 (fp32 eager; bf16 autocast where the CPU has native bf16; each with and without channels-last for a conv net),
 in alternating rounds for about :data:`BUDGET_S` seconds, and takes the fastest, unless it beats fp32 eager by
-less than :data:`MARGIN` (then fp32 eager: never slower than fp32 by more than the noise, and exact). Where one
-step on the run's batch would not leave room for those rounds (a 64 x 256-token text classifier took seconds a
-step, a 40 s calibration), the rounds time the first rows of the batch instead (:func:`fitted_rows`): the same
-network and sequence or image shape, fewer rows, so the bound holds.
+less than :data:`MARGIN` (then fp32 eager: never slower than fp32 by more than the noise, and exact). Where a
+step on the run's batch is too slow for :data:`MIN_ROUNDS` rounds of every candidate in the budget, fewer rounds
+are timed, and where not even one round fits (a 64 x 256-token text classifier took seconds a step: a 40 s
+calibration) the first rows of the batch (:func:`fitted`): a calibration costs about the budget plus one step
+on the run's batch. The whole batch is kept where a round fits: on a sub-batch the ratios move (ResNet-20, 42 of
+128 rows: bf16 + channels-last 0.59x against 0.45-0.47x on all 128).
 
 The result is cached per :data:`VERSION`, machine (CPU model, torch version, torch threads) and model shape
 (builder, options, batch shape) in ``$RESBLOCKS_CACHE/fast_path.json`` (default ``~/.cache/resblocks``), so repeated runs and
@@ -172,12 +174,15 @@ StepFn = Callable[[], None]
 
 
 def time_rounds(
-    steps: Mapping[str, StepFn], budget_s: float = BUDGET_S, clock: Callable[[], float] = time.process_time
+    steps: Mapping[str, StepFn],
+    budget_s: float = BUDGET_S,
+    clock: Callable[[], float] = time.process_time,
+    min_rounds: int = MIN_ROUNDS,
 ) -> tuple[dict[str, float], int]:
     """Median over rounds of each step's time ratio to the first one's; rounds alternate the order.
 
     Two warm-up calls each (one if a call takes over 0.25 s; oneDNN builds its primitives on the first), then rounds until ``budget_s``
-    seconds of wall time have passed (at least :data:`MIN_ROUNDS`, at most :data:`MAX_ROUNDS`). Samples are
+    seconds of wall time have passed (at least ``min_rounds``, at most :data:`MAX_ROUNDS`). Samples are
     timed by ``clock``, the process's CPU time by default: on a shared machine it leaves out the time other
     processes hold the cores, which made the ratios much steadier than wall time (``docs/benchmarks.md``).
     """
@@ -189,7 +194,7 @@ def time_rounds(
             steps[name]()
     per_round: dict[str, list[float]] = {n: [] for n in names}
     start, rounds = time.perf_counter(), 0
-    while rounds < MAX_ROUNDS and (rounds < MIN_ROUNDS or time.perf_counter() - start < budget_s):
+    while rounds < MAX_ROUNDS and (rounds < min_rounds or time.perf_counter() - start < budget_s):
         order = names if rounds % 2 == 0 else names[::-1]
         took = {}
         for name in order:
@@ -202,21 +207,28 @@ def time_rounds(
     return {n: statistics.median(v) for n, v in per_round.items()}, rounds
 
 
-def fitted_rows(
-    step_on: Callable[[int], StepFn], rows: int, target_s: float, clock: Callable[[], float] = time.process_time
-) -> tuple[int, float]:
-    """Rows of the batch to time so that one step takes about ``target_s`` at most, and the first step's seconds.
+def fitted(
+    step_on: Callable[[int], StepFn],
+    rows: int,
+    candidates: int,
+    budget_s: float,
+    clock: Callable[[], float] = time.process_time,
+) -> tuple[int, int]:
+    """``(rows, rounds)``: the batch rows to time and the least rounds, for ``candidates`` within ``budget_s``.
 
-    ``step_on(n)`` is the reference candidate's step on the batch's first ``n`` rows. One step on all ``rows`` is
-    timed (it is also a warm-up); where it took longer than ``target_s``, the rows shrink in proportion (at least
-    2, which BatchNorm needs in training).
+    ``step_on(n)`` is the reference candidate's step on the batch's first ``n`` rows; one step on all ``rows`` is
+    timed (also a warm-up). Where :data:`MIN_ROUNDS` rounds of every candidate (each taken as slow as the
+    reference) fit in the budget: all rows, :data:`MIN_ROUNDS`; where at least one round fits: all rows, as many
+    rounds as fit; else one round on fewer rows, in proportion (at least 2, which BatchNorm needs in training).
     """
     t0 = clock()
     step_on(rows)()
-    took = clock() - t0
-    if took <= target_s or rows <= 2:
-        return rows, took
-    return max(2, int(rows * target_s / took)), took
+    fit = max(budget_s, 1e-3) / (candidates * max(clock() - t0, 1e-9))  # rounds the budget holds
+    if fit >= MIN_ROUNDS or rows <= 2:
+        return rows, MIN_ROUNDS
+    if fit >= 1:
+        return rows, int(fit)
+    return max(2, int(rows * fit)), 1
 
 
 def train_step(net: nn.Module, batch: torch.Tensor, cand: Candidate) -> StepFn:
@@ -256,12 +268,12 @@ def calibrate(
     *,
     budget_s: float = BUDGET_S,
     path: Path | None = None,
-    timer: Callable[[Mapping[str, StepFn], float], tuple[dict[str, float], int]] | None = None,
-    fit: Callable[[Callable[[int], StepFn], int, float], tuple[int, float]] | None = None,
+    timer: Callable[..., tuple[dict[str, float], int]] | None = None,
+    fit: Callable[[Callable[[int], StepFn], int, int, float], tuple[int, int]] | None = None,
 ) -> Result:
     """The chosen candidate for ``cal``: from the cache if there, else timed (and cached).
 
-    ``timer`` and ``fit`` stand in for :func:`time_rounds` and :func:`fitted_rows` (tests)."""
+    ``timer`` and ``fit`` stand in for :func:`time_rounds` and :func:`fitted` (tests)."""
     reference = cal.cands[0].label()
     if len(cal.cands) == 1:
         return Result(cal.cands[0], {reference: 1.0}, reference)
@@ -278,11 +290,10 @@ def calibrate(
         net = cal.net_factory()
         batch = cal.batch_factory(net)
         rows = batch.shape[0]
-        # Room for MIN_ROUNDS rounds of every candidate (each about as slow as the reference) in the budget.
-        target = max(budget_s, 0.05) / (MIN_ROUNDS * len(cal.cands))
-        timed, _ = (fit or fitted_rows)(lambda n: train_step(net, batch[:n], cal.cands[0]), rows, target)
+        step_on = lambda n: train_step(net, batch[:n], cal.cands[0])  # noqa: E731
+        timed, least = (fit or fitted)(step_on, rows, len(cal.cands), budget_s)
         steps = {c.label(): train_step(net, batch[:timed], c) for c in cal.cands}
-        ratios, rounds = (timer or time_rounds)(steps, budget_s)
+        ratios, rounds = (timer or time_rounds)(steps, budget_s, min_rounds=least)
     result = Result(choose(ratios, reference), ratios, reference, seconds=time.perf_counter() - start, rounds=rounds,
                     rows=(timed, rows) if timed < rows else None)  # fmt: skip
     store(path, key, result, {"machine": machine(), "model": cal.model, "batch": list(cal.batch_shape)})
@@ -291,6 +302,6 @@ def calibrate(
 
 __all__ = [
     "BUDGET_S", "CALIBRATE_ENV", "Calibration", "Candidate", "MARGIN", "Result", "VERSION", "cache_key", "cache_path",
-    "calibrate", "candidates", "choose", "enabled", "fitted_rows", "load_cache", "machine", "store", "time_rounds",
+    "calibrate", "candidates", "choose", "enabled", "fitted", "load_cache", "machine", "store", "time_rounds",
     "train_step",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ from torch import nn
 from recipes.build import fast_path_for, measure_fast_path, validate
 from recipes.engine import calibrate as cal
 from recipes.engine import fast_path
-from recipes.engine.calibrate import Calibration, Candidate, Result, calibrate, candidates, choose, fitted_rows
+from recipes.engine.calibrate import Calibration, Candidate, Result, calibrate, candidates, choose, fitted
 from recipes.engine.fast_path import decide
 
 FP32, BF16 = Candidate(), Candidate(bf16=True)
@@ -24,7 +24,7 @@ CL, BF16_CL = Candidate(channels_last=True), Candidate(bf16=True, channels_last=
 
 
 def fake_timer(ratios: dict[str, float], calls: list[int]):
-    def timer(steps, budget_s):
+    def timer(steps, budget_s, min_rounds=cal.MIN_ROUNDS):
         calls.append(1)
         assert set(steps) == set(ratios)  # one step function per candidate
         return dict(ratios), 3
@@ -77,6 +77,8 @@ def test_time_rounds_takes_median_ratios_of_alternated_rounds():
     assert rounds == cal.MIN_ROUNDS and ratios == {"fp32": 1.0, "bf16": 1.25}
     timed = order[4:]  # after two warm-up calls each
     assert timed[:4] == ["fp32", "bf16", "bf16", "fp32"]  # alternating order
+    one = cal.time_rounds({"fp32": step("fp32", 1.0), "bf16": step("bf16", 0.5)}, 0.0, lambda: now[0], min_rounds=1)
+    assert one == ({"fp32": 1.0, "bf16": 0.5}, 1)  # a slow step's calibration: fewer rounds
 
 
 def test_calibration_is_cached_and_a_hit_skips_it(tmp_path):
@@ -104,7 +106,7 @@ def test_a_new_calibration_version_measures_again(tmp_path, monkeypatch):
     assert not again.cached and again.chosen == BF16 and calls == [1, 1]
 
 
-def test_fitted_rows_shrink_a_slow_batch_in_proportion():
+def test_fitted_keeps_the_batch_and_cuts_rounds_then_rows_for_a_slow_step():
     now = [0.0]
 
     def step_on(n):  # 10 ms a row on a made-up clock
@@ -114,10 +116,10 @@ def test_fitted_rows_shrink_a_slow_batch_in_proportion():
         return run
 
     clock = lambda: now[0]  # noqa: E731
-    rows, took = fitted_rows(step_on, 64, 0.32, clock=clock)
-    assert rows == 32 and took == pytest.approx(0.64)  # half the time: half the rows
-    assert fitted_rows(step_on, 16, 0.32, clock=clock)[0] == 16  # fast enough: the whole batch
-    assert fitted_rows(step_on, 64, 0.001, clock=clock)[0] == 2  # never under 2 (BatchNorm in training)
+    assert fitted(step_on, 16, 2, 2.0, clock=clock) == (16, 3)  # 0.16 s a step: 3 rounds of 2 fit in 2 s
+    assert fitted(step_on, 64, 2, 2.0, clock=clock) == (64, 1)  # 0.64 s: one round fits, the whole batch
+    assert fitted(step_on, 64, 2, 0.32, clock=clock) == (16, 1)  # not even one: a quarter of the rows
+    assert fitted(step_on, 64, 4, 0.001, clock=clock) == (2, 1)  # never under 2 rows (BatchNorm in training)
 
 
 def test_a_slow_step_is_timed_on_fewer_rows_and_the_line_says_so(tmp_path):
@@ -127,14 +129,15 @@ def test_a_slow_step_is_timed_on_fewer_rows_and_the_line_says_so(tmp_path):
     slow = Calibration(lambda: net, lambda net: torch.randint(0, 8, (16, 3)), [FP32, BF16], model={"name": "toy"},
                        batch_shape=(16, 3))  # fmt: skip
 
-    def timer(steps, budget_s):
+    def timer(steps, budget_s, min_rounds):
+        least.append(min_rounds)
         for step in steps.values():
             step()
-        return {"fp32": 1.0, "bf16": 0.7}, 3
+        return {"fp32": 1.0, "bf16": 0.7}, 1
 
-    path = tmp_path / "c.json"
-    result = calibrate(slow, path=path, timer=timer, fit=lambda step_on, rows, target: (4, 9.0))
-    assert seen == [4, 4] and result.rows == (4, 16) and "4 of 16 rows" in result.why()
+    path, least = tmp_path / "c.json", []
+    result = calibrate(slow, path=path, timer=timer, fit=lambda step_on, rows, n, budget: (4, 1))
+    assert seen == [4, 4] and least == [1] and result.rows == (4, 16) and "4 of 16 rows" in result.why()
     assert calibrate(slow, path=path, timer=timer).rows == (4, 16)  # the cache keeps it
     assert calibrate(tiny_calibration(), path=path, timer=timer).rows is None  # a fast step: the whole batch
 
@@ -171,7 +174,7 @@ def calibrating(monkeypatch, tmp_path):
     monkeypatch.setenv("RESBLOCKS_CACHE", str(tmp_path / "cache"))
     calls: list[dict[str, object]] = []
 
-    def timer(steps, budget_s=cal.BUDGET_S, clock=None):
+    def timer(steps, budget_s=cal.BUDGET_S, clock=None, min_rounds=cal.MIN_ROUNDS):
         calls.append(dict(steps))
         return {name: (1.0 if i == 0 else 0.8) for i, name in enumerate(steps)}, 3
 
